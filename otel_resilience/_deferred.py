@@ -1,0 +1,34 @@
+"""Work that must not run where it was noticed.
+
+A generator or retry loop abandoned by the application is finalised by the garbage collector.
+Ending spans, taking SDK locks or setting context variables from there can deadlock or crash
+CPython, so the finaliser only queues a closure here; the next instrumented call, metric
+collection or ``uninstrument()`` runs it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable
+
+from otel_resilience._faults import report_fault
+
+_pending: deque[Callable[[], None]] = deque()
+
+
+def defer(work: Callable[[], None]) -> None:
+    """Queue ``work``; safe from a finaliser (``deque.append`` takes no lock)."""
+    _pending.append(work)
+
+
+def run_deferred() -> None:
+    """Run queued work now; cheap when nothing is queued."""
+    while _pending:
+        try:
+            work = _pending.popleft()
+        except IndexError:  # another thread took the last item
+            return
+        try:
+            work()
+        except Exception as exc:
+            report_fault("deferred telemetry", exc)

@@ -1,0 +1,344 @@
+"""The telemetry contract: every metric, attribute and allowed value this package emits.
+
+The instrumentors create their instruments from these specifications, ``docs/telemetry.md`` is
+generated from them (``python -m otel_resilience.contract > docs/telemetry.md``), and the test suite
+checks the dashboards and alert rules against :func:`prometheus_name`. Change a name here and
+every consumer follows, or a test fails.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+# -- attributes ---------------------------------------------------------------------------------
+
+BREAKER_NAME: Final = "resilience.circuit_breaker.name"
+BREAKER_STATE: Final = "resilience.circuit_breaker.state"
+BREAKER_PREVIOUS_STATE: Final = "resilience.circuit_breaker.previous_state"
+RETRY_NAME: Final = "resilience.retry.name"
+OUTCOME: Final = "resilience.outcome"
+ERROR_TYPE: Final = "error.type"
+
+# Span-only attributes.
+RETRY_ATTEMPT: Final = "resilience.retry.attempt"
+"""1-based number of the attempt, on each attempt span."""
+RETRY_ATTEMPTS: Final = "resilience.retry.attempts"
+"""How many attempts the operation made, on the operation span."""
+RETRY_BACKOFF: Final = "resilience.retry.backoff"
+"""Seconds tenacity decided to sleep, on each ``retry.backoff`` event."""
+
+# -- span events --------------------------------------------------------------------------------
+
+STATE_CHANGE_EVENT: Final = "circuit_breaker.state_change"
+BACKOFF_EVENT: Final = "retry.backoff"
+
+OVERFLOW_NAME: Final = "_OTHER"
+"""Reported instead of a breaker or operation name once the cardinality cap is reached."""
+
+
+class BreakerState(str, Enum):
+    """Values of ``resilience.circuit_breaker.state`` and ``...previous_state``."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class BreakerOutcome(str, Enum):
+    """Values of ``resilience.outcome`` on breaker calls."""
+
+    SUCCESS = "success"
+    """The function ran and returned."""
+    FAILURE = "failure"
+    """The function ran and raised an exception the breaker counts as a failure."""
+    REJECTED = "rejected"
+    """The breaker was open: the function never ran."""
+    IGNORED = "ignored"
+    """The function raised an excluded exception: re-raised, not counted as a failure."""
+
+
+class RetryOutcome(str, Enum):
+    """Values of ``resilience.outcome`` on retried operations."""
+
+    SUCCESS_WITHOUT_RETRY = "success_without_retry"
+    SUCCESS_WITH_RETRY = "success_with_retry"
+    FAILED_WITHOUT_RETRY = "failed_without_retry"
+    """A non-retryable exception on the first attempt, or a stop after a single attempt."""
+    FAILED_WITH_RETRY = "failed_with_retry"
+    """Stopped after retries, or a non-retryable exception after retries."""
+
+
+class AttemptOutcome(str, Enum):
+    """Values of ``resilience.outcome`` on attempts."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+
+class InstrumentKind(str, Enum):
+    """OpenTelemetry instrument kinds used by the contract."""
+
+    COUNTER = "Counter"
+    HISTOGRAM = "Histogram"
+    OBSERVABLE_GAUGE = "ObservableGauge"
+    OBSERVABLE_UP_DOWN_COUNTER = "ObservableUpDownCounter"
+
+
+DURATION_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+"""Seconds, 1 ms to 60 s: breaker calls, attempts, backoff sleeps."""
+OPERATION_DURATION_BUCKETS: Final = (*DURATION_BUCKETS, 120.0, 300.0, 600.0)
+"""Seconds, 1 ms to 600 s: a retried operation spans all its attempts and sleeps."""
+ATTEMPT_COUNT_BUCKETS: Final = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 50.0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the contract."""
+
+    name: str
+    kind: InstrumentKind
+    unit: str
+    description: str
+    attributes: tuple[str, ...]
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prometheus_name(self) -> str:
+        """The metric's name in Prometheus (histograms: the base of ``_bucket``/``_sum``/``_count``)."""
+        return prometheus_name(self)
+
+
+BREAKER_CALL_ATTRIBUTES: Final = (BREAKER_NAME, BREAKER_STATE, OUTCOME, ERROR_TYPE)
+RETRY_ATTRIBUTES: Final = (RETRY_NAME, OUTCOME, ERROR_TYPE)
+
+BREAKER_STATE_METRIC: Final = MetricSpec(
+    "resilience.circuit_breaker.state",
+    InstrumentKind.OBSERVABLE_UP_DOWN_COUNTER,
+    "{state}",
+    "Breakers in each state: 1 for the state a breaker is in, 0 for the other two.",
+    (BREAKER_NAME, BREAKER_STATE),
+)
+BREAKER_TRANSITIONS: Final = MetricSpec(
+    "resilience.circuit_breaker.transitions",
+    InstrumentKind.COUNTER,
+    "{transition}",
+    "State transitions, including manual ones and those noticed from shared storage.",
+    (BREAKER_NAME, BREAKER_STATE, BREAKER_PREVIOUS_STATE),
+)
+BREAKER_CALLS: Final = MetricSpec(
+    "resilience.circuit_breaker.calls",
+    InstrumentKind.COUNTER,
+    "{call}",
+    "Calls through a breaker by outcome; state is the state the call started in.",
+    BREAKER_CALL_ATTRIBUTES,
+)
+BREAKER_CALL_DURATION: Final = MetricSpec(
+    "resilience.circuit_breaker.call.duration",
+    InstrumentKind.HISTOGRAM,
+    "s",
+    "Duration of calls through a breaker, generators and calling() blocks to their end.",
+    BREAKER_CALL_ATTRIBUTES,
+    DURATION_BUCKETS,
+)
+BREAKER_CONSECUTIVE_FAILURES: Final = MetricSpec(
+    "resilience.circuit_breaker.consecutive_failures",
+    InstrumentKind.OBSERVABLE_GAUGE,
+    "{failure}",
+    "The breaker's current count of consecutive failures (its fail_counter).",
+    (BREAKER_NAME,),
+)
+
+RETRY_CALLS: Final = MetricSpec(
+    "resilience.retry.calls",
+    InstrumentKind.COUNTER,
+    "{call}",
+    "Retried operations by how they ended.",
+    RETRY_ATTRIBUTES,
+)
+RETRY_ATTEMPTS_METRIC: Final = MetricSpec(
+    "resilience.retry.attempts",
+    InstrumentKind.COUNTER,
+    "{attempt}",
+    "Attempts by outcome.",
+    RETRY_ATTRIBUTES,
+)
+RETRY_ATTEMPT_DURATION: Final = MetricSpec(
+    "resilience.retry.attempt.duration",
+    InstrumentKind.HISTOGRAM,
+    "s",
+    "Duration of each attempt.",
+    RETRY_ATTRIBUTES,
+    DURATION_BUCKETS,
+)
+RETRY_CALL_DURATION: Final = MetricSpec(
+    "resilience.retry.call.duration",
+    InstrumentKind.HISTOGRAM,
+    "s",
+    "Duration of each retried operation, all attempts and sleeps included.",
+    RETRY_ATTRIBUTES,
+    OPERATION_DURATION_BUCKETS,
+)
+RETRY_CALL_ATTEMPTS: Final = MetricSpec(
+    "resilience.retry.call.attempts",
+    InstrumentKind.HISTOGRAM,
+    "{attempt}",
+    "Attempts per operation: the retry-storm signal.",
+    (RETRY_NAME, OUTCOME),
+    ATTEMPT_COUNT_BUCKETS,
+)
+RETRY_BACKOFF_DURATION: Final = MetricSpec(
+    "resilience.retry.backoff.duration",
+    InstrumentKind.HISTOGRAM,
+    "s",
+    "Each backoff sleep tenacity decided on.",
+    (RETRY_NAME,),
+    DURATION_BUCKETS,
+)
+
+BREAKER_METRICS: Final = (
+    BREAKER_STATE_METRIC,
+    BREAKER_TRANSITIONS,
+    BREAKER_CALLS,
+    BREAKER_CALL_DURATION,
+    BREAKER_CONSECUTIVE_FAILURES,
+)
+RETRY_METRICS: Final = (
+    RETRY_CALLS,
+    RETRY_ATTEMPTS_METRIC,
+    RETRY_ATTEMPT_DURATION,
+    RETRY_CALL_DURATION,
+    RETRY_CALL_ATTEMPTS,
+    RETRY_BACKOFF_DURATION,
+)
+METRICS: Final = BREAKER_METRICS + RETRY_METRICS
+
+ALLOWED_VALUES: Final[dict[str, tuple[str, ...]]] = {
+    BREAKER_STATE: tuple(s.value for s in BreakerState),
+    BREAKER_PREVIOUS_STATE: tuple(s.value for s in BreakerState),
+}
+"""Closed value sets of attributes whose values do not depend on the metric (outcomes do)."""
+
+OUTCOMES_BY_METRIC: Final[dict[str, tuple[str, ...]]] = {
+    BREAKER_CALLS.name: tuple(o.value for o in BreakerOutcome),
+    BREAKER_CALL_DURATION.name: tuple(o.value for o in BreakerOutcome),
+    RETRY_CALLS.name: tuple(o.value for o in RetryOutcome),
+    RETRY_CALL_DURATION.name: tuple(o.value for o in RetryOutcome),
+    RETRY_CALL_ATTEMPTS.name: tuple(o.value for o in RetryOutcome),
+    RETRY_ATTEMPTS_METRIC.name: tuple(o.value for o in AttemptOutcome),
+    RETRY_ATTEMPT_DURATION.name: tuple(o.value for o in AttemptOutcome),
+}
+
+# -- Prometheus translation ---------------------------------------------------------------------
+
+_UNIT_SUFFIXES: Final = {"s": "seconds", "1": "ratio", "By": "bytes"}
+
+
+def prometheus_name(spec: MetricSpec) -> str:
+    """Translate a metric name as the collector's Prometheus exporter does by default.
+
+    Characters outside ``[a-zA-Z0-9:]`` become ``_``, the unit is appended as a suffix (units in
+    braces are dropped) and monotonic counters get ``_total``.
+    """
+    name = re.sub(r"[^a-zA-Z0-9:]", "_", spec.name)
+    suffix = "" if spec.unit.startswith("{") else _UNIT_SUFFIXES.get(spec.unit, spec.unit)
+    if suffix and not name.endswith("_" + suffix):
+        name = f"{name}_{suffix}"
+    if spec.kind is InstrumentKind.COUNTER:
+        name += "_total"
+    return name
+
+
+def prometheus_label(attribute: str) -> str:
+    """Translate an attribute name into its Prometheus label name."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", attribute)
+
+
+# -- user documentation -------------------------------------------------------------------------
+
+
+def render_markdown() -> str:
+    """The contract as ``docs/telemetry.md``."""
+    lines = [
+        "# Telemetry reference",
+        "",
+        "Generated from `otel_resilience/contract.py` by `python -m otel_resilience.contract`;",
+        "a test fails when this file and the contract differ.",
+        "",
+        "## Metrics",
+        "",
+        "| OpenTelemetry name | instrument | unit | attributes | Prometheus name | description |",
+        "|---|---|---|---|---|---|",
+    ]
+    for spec in METRICS:
+        prom = spec.prometheus_name
+        if spec.kind is InstrumentKind.HISTOGRAM:
+            prom += "_bucket`, `" + spec.prometheus_name + "_sum`, `" + spec.prometheus_name + "_count"
+        attrs = ", ".join(f"`{a}`" for a in spec.attributes)
+        lines.append(
+            f"| `{spec.name}` | {spec.kind.value} | `{spec.unit}` | {attrs} | `{prom}` | {spec.description} |"
+        )
+    lines += ["", "Histogram bucket boundaries (explicit):", ""]
+    lines += [f"- `{s.name}`: {', '.join(f'{b:g}' for b in s.buckets or ())}" for s in METRICS if s.buckets]
+    lines += [
+        "",
+        "## Attributes",
+        "",
+        "| attribute | Prometheus label | values |",
+        "|---|---|---|",
+        f"| `{BREAKER_NAME}` | `{prometheus_label(BREAKER_NAME)}` | the breaker's `name`; unnamed"
+        " breakers: `module.qualname:line` of the code that created them; `_OTHER` past the"
+        " cardinality cap |",
+        f"| `{BREAKER_STATE}` | `{prometheus_label(BREAKER_STATE)}` | "
+        + ", ".join(f"`{s.value}`" for s in BreakerState)
+        + "; on calls, the state the call started in |",
+        f"| `{BREAKER_PREVIOUS_STATE}` | `{prometheus_label(BREAKER_PREVIOUS_STATE)}` | as state |",
+        f"| `{RETRY_NAME}` | `{prometheus_label(RETRY_NAME)}` | tenacity's `name=`, else"
+        " `module.qualname` of the retried function, else (for-attempt loops) `module.qualname:line`"
+        " of the loop; `_OTHER` past the cap |",
+    ]
+    for metric, values in OUTCOMES_BY_METRIC.items():
+        lines.append(
+            f"| `{OUTCOME}` on `{metric}` | `{prometheus_label(OUTCOME)}` | "
+            + ", ".join(f"`{v}`" for v in values)
+            + " |"
+        )
+    lines += [
+        f"| `{ERROR_TYPE}` | `{prometheus_label(ERROR_TYPE)}` | the exception's class, `module.QualName`"
+        " (builtins without module); absent on success |",
+        "",
+        "## Span attributes and events",
+        "",
+        f"- `{RETRY_ATTEMPT}`: on each attempt span, the 1-based attempt number.",
+        f"- `{RETRY_ATTEMPTS}`: on each operation span, the number of attempts made.",
+        f"- Event `{STATE_CHANGE_EVENT}` ({BREAKER_NAME}, {BREAKER_PREVIOUS_STATE}, {BREAKER_STATE}):"
+        " every breaker transition, on the span active at the time or on a short span of its own.",
+        f"- Event `{BACKOFF_EVENT}` (`{RETRY_BACKOFF}`, seconds): each backoff, on the attempt that failed.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

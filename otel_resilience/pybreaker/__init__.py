@@ -1,0 +1,121 @@
+"""OpenTelemetry instrumentation for `pybreaker <https://github.com/danielfm/pybreaker>`_ circuit breakers.
+
+Usage
+-----
+With no code change, run the application under ``opentelemetry-instrument``: the entry point
+``pybreaker`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+
+    opentelemetry-instrument --service_name checkout python app.py
+
+Or instrument in code, before or after the breakers are created::
+
+    from otel_resilience.pybreaker import PyBreakerInstrumentor
+
+    PyBreakerInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+What you get
+------------
+- One INTERNAL span per call through a breaker, named with the breaker's name, for every form:
+  ``breaker.call(fn)``, ``@breaker``, ``with breaker.calling():``, guarded generator functions
+  (measured to the generator's real end) and Tornado's ``call_async``. The span carries
+  ``resilience.circuit_breaker.name``, ``resilience.circuit_breaker.state`` (the state the call
+  started in: a half-open probe shows as ``half_open``) and ``resilience.outcome``:
+  ``success``, ``failure`` (counted by the breaker), ``rejected`` (the breaker was open, the
+  function never ran: status ERROR, ``error.type`` ``pybreaker.CircuitBreakerError``) or
+  ``ignored`` (an excluded exception: re-raised, not a failure; status left unset). The call
+  that trips the breaker is a ``failure`` whose ``error.type`` is the function's exception.
+  The application's own spans made inside the call are children of it (the ``calling()`` body and
+  generator bodies run outside the call, so their spans are not).
+- Every state transition - trips, half-open, close, manual ``open()``/``half_open()``/``close()``,
+  and changes made by another process sharing ``CircuitRedisStorage`` (noticed when this process
+  next reads the state) - as a ``circuit_breaker.state_change`` event on the span active at the
+  time, or on a short span of its own when none is recording; as a count in
+  ``resilience.circuit_breaker.transitions``; and as a log record on logger ``otel_resilience``
+  (WARNING when entering ``open``, INFO otherwise).
+- Metrics ``resilience.circuit_breaker.calls``, ``...call.duration`` (seconds, explicit buckets
+  1 ms to 60 s), ``...transitions``, ``...state`` (one series per breaker and state: 1 for the
+  current state, 0 for the others, read from the breaker's cached state at collection time, so no
+  Redis round trip and no transition is caused by reading) and ``...consecutive_failures``.
+  ``docs/telemetry.md`` lists every name, unit, attribute and value.
+
+Breaker names
+-------------
+A breaker's ``name`` is used when set. An unnamed breaker is named after the code that created it,
+``module.qualname:line`` (``module:line`` at module level): the same in every process running the
+same code. Unnamed breakers created before ``instrument()`` are named after the module global that
+holds them (``module.variable``), else ``unknown``. Set ``name=`` for names that survive edits.
+
+Options
+-------
+``instrument()`` keyword arguments, each with its environment variable where one exists:
+
+- ``tracer_provider``, ``meter_provider``: default to the global providers.
+- ``metrics_only`` (``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true``): no spans, events or span
+  hooks; metrics and transition logs stay.
+- ``span_hook``: ``hook(span, info)``, called before each breaker span ends with a frozen
+  :class:`BreakerCallInfo` (breaker, name, state, outcome, error); use it to add attributes. An
+  exception it raises is logged once and otherwise ignored.
+- ``max_names`` (``OTEL_PYTHON_RESILIENCE_MAX_NAMES``, default 200): the cardinality cap on
+  distinct breaker names; past it, new names are reported as ``_OTHER``, with one warning.
+
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker`` turns this instrumentation off under
+``opentelemetry-instrument``, and ``opentelemetry.instrumentation.utils.suppress_instrumentation()``
+turns it off for the calls made inside it.
+
+Guarantees
+----------
+Return values, exceptions (identity, type, traceback, ``__context__``), locking and
+``breaker.listeners`` are those of uninstrumented pybreaker. A failure inside the telemetry is
+logged once on logger ``otel_resilience`` and never raised into the application.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+# The module opts out of type checking (`# type: ignore` at its top): BaseInstrumentor is Any here.
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from otel_resilience._faults import logger
+from otel_resilience.pybreaker.package import _instruments
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+__all__ = ["BreakerCallInfo", "PyBreakerInstrumentor"]
+
+
+class PyBreakerInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instrument every pybreaker ``CircuitBreaker``: spans, metrics and transition events."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """The pybreaker versions this instrumentation supports."""
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        # `opentelemetry-instrument` skips this check when any instrumented library is present.
+        conflict = get_dependency_conflicts(_instruments)
+        if conflict is not None:
+            logger.info("otel-resilience: pybreaker not instrumented: %s", conflict)
+            return
+        from otel_resilience.pybreaker._wrappers import instrument
+
+        instrument(kwargs)
+        self._wrapped = True
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        if getattr(self, "_wrapped", False):
+            from otel_resilience.pybreaker._wrappers import uninstrument
+
+            uninstrument()
+            self._wrapped = False
+
+
+def __getattr__(name: str) -> Any:
+    if name == "BreakerCallInfo":  # importing it imports pybreaker: only on demand
+        from otel_resilience.pybreaker._telemetry import BreakerCallInfo
+
+        return BreakerCallInfo
+    raise AttributeError(name)

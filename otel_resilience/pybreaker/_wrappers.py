@@ -1,0 +1,188 @@
+"""The wrappers: small closures over one :class:`BreakerTelemetry`, installed on pybreaker's classes.
+
+Class-level wraps cover breakers created before ``instrument()`` and decorated functions, which
+look ``breaker.call`` up at call time. Hook points:
+
+- ``CircuitBreaker.call`` / ``call_async``: one user call (span, duration, outcome);
+- ``CircuitBreakerState.call``: the function is about to run, in this state (the open state
+  overrides ``call``, so rejected calls never get here);
+- ``CircuitBreaker.is_system_error``: pybreaker's verdict on an exception (failure or ignored);
+- ``CircuitBreaker._create_new_state``: every transition (``notify=True``);
+- ``CircuitBreaker.__init__``: a new breaker and the code that created it.
+"""
+
+from __future__ import annotations
+
+from types import GeneratorType
+from typing import Any, Callable
+
+import pybreaker
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from wrapt import wrap_function_wrapper
+
+from otel_resilience._deferred import _pending, run_deferred
+from otel_resilience._faults import report_fault
+from otel_resilience._settings import resolve_settings
+from otel_resilience.pybreaker._telemetry import (
+    ActiveCall,
+    BreakerTelemetry,
+    active_call,
+    attach,
+    current,
+    detach,
+)
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+_TARGETS = (
+    (pybreaker.CircuitBreaker, "__init__"),
+    (pybreaker.CircuitBreaker, "call"),
+    (pybreaker.CircuitBreaker, "is_system_error"),
+    (pybreaker.CircuitBreaker, "_create_new_state"),
+    (pybreaker.CircuitBreakerState, "call"),
+)
+_ASYNC_TARGET = (pybreaker.CircuitBreaker, "call_async")
+
+
+def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
+    """A new call record, or None when this call is not to be recorded."""
+    if _pending:
+        run_deferred()
+    current = active_call.get()
+    if current is not None and current.breaker is breaker and not current.ran:
+        return None  # pybreaker re-entering `call` on its way from open to half-open
+    if not is_instrumentation_enabled():
+        return None
+    try:
+        return telemetry.start(breaker)
+    except Exception as fault:
+        report_fault("pybreaker call telemetry", fault)
+        return None
+
+
+def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def call(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        record = _start(telemetry, instance)
+        if record is None:
+            return wrapped(*args, **kwargs)
+        token = active_call.set(record)
+        span_token = attach(record.span)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            detach(span_token)
+            active_call.reset(token)
+            telemetry.finish(record, exc)
+            raise
+        detach(span_token)
+        active_call.reset(token)
+        if record.ran and type(result) is GeneratorType:
+            return telemetry.follow(result, record)
+        telemetry.finish(record, None)
+        return result
+
+    return call
+
+
+def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def call_async(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        record = _start(telemetry, instance)
+        if record is None:
+            return wrapped(*args, **kwargs)
+        token = active_call.set(record)
+        span_token = attach(record.span)
+        try:
+            future = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            detach(span_token)
+            active_call.reset(token)
+            telemetry.finish(record, exc)
+            raise
+        detach(span_token)
+        active_call.reset(token)
+        try:
+            future.add_done_callback(telemetry.finish_future(record))
+        except Exception as fault:
+            report_fault("pybreaker call_async telemetry", fault)
+        return future
+
+    return call_async
+
+
+def _state_call(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    record = active_call.get()
+    if record is not None and record.breaker is instance._breaker:
+        record.ran = True
+        record.state = "half_open" if instance.name == pybreaker.STATE_HALF_OPEN else instance.name
+    return wrapped(*args, **kwargs)
+
+
+def _verdict_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def is_system_error(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        counted = wrapped(*args, **kwargs)
+        try:
+            telemetry.verdicts.put(args[0] if args else kwargs["exception"], bool(counted))
+        except Exception as fault:
+            report_fault("pybreaker failure classification", fault)
+        return counted
+
+    return is_system_error
+
+
+def _transition_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def create_new_state(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        new_state = wrapped(*args, **kwargs)
+        notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
+        if notify and is_instrumentation_enabled():
+            previous = kwargs.get("prev_state", args[1] if len(args) > 1 else None)
+            telemetry.transition(instance, previous, new_state)
+        return new_state
+
+    return create_new_state
+
+
+def _init_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def init(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            telemetry.register(instance)
+        except Exception as fault:
+            report_fault("pybreaker breaker registration", fault)
+        return result
+
+    return init
+
+
+def instrument(kwargs: dict[str, Any]) -> None:
+    telemetry = BreakerTelemetry(resolve_settings(kwargs))
+    current[:] = [telemetry]
+    wrappers = (
+        _init_wrapper(telemetry),
+        _call_wrapper(telemetry),
+        _verdict_wrapper(telemetry),
+        _transition_wrapper(telemetry),
+        _state_call,
+    )
+    for (owner, attribute), wrapper in zip(_TARGETS, wrappers):
+        wrap_function_wrapper(owner, attribute, wrapper)
+    if pybreaker.HAS_TORNADO_SUPPORT:
+        wrap_function_wrapper(*_ASYNC_TARGET, _call_async_wrapper(telemetry))
+
+
+def uninstrument() -> None:
+    for owner, attribute in (*_TARGETS, _ASYNC_TARGET):
+        unwrap(owner, attribute)
+    run_deferred()
+    current.clear()

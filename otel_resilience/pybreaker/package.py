@@ -1,0 +1,1 @@
+_instruments = ("pybreaker >= 1.0",)

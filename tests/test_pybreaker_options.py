@@ -1,0 +1,193 @@
+"""Options, bad configuration and faults in our own telemetry path."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pybreaker
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+from otel_resilience import _faults
+from otel_resilience import contract as c
+from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
+from otel_resilience.pybreaker._telemetry import current
+from tests.conftest import Telemetry
+
+
+@pytest.fixture
+def instrument(telemetry: Telemetry) -> Iterator[Any]:
+    instrumentor = PyBreakerInstrumentor()
+
+    def with_options(**options: Any) -> Telemetry:
+        providers = {"tracer_provider": telemetry.tracer_provider, "meter_provider": telemetry.meter_provider}
+        instrumentor.instrument(**{**providers, **options})
+        return telemetry
+
+    yield with_options
+    instrumentor.uninstrument()
+
+
+@pytest.fixture(autouse=True)
+def fresh_fault_log() -> None:
+    _faults._reported.clear()
+
+
+class Boom(Exception):
+    pass
+
+
+def fail() -> None:
+    raise Boom("down")
+
+
+def exercise(breaker: pybreaker.CircuitBreaker) -> list[object]:
+    """Success, failure, trip, rejection: what the app observes."""
+    seen: list[object] = []
+    for func in (lambda: "ok", fail, fail, lambda: "never"):
+        try:
+            seen.append(breaker.call(func))
+        except Exception as exc:
+            seen.append((type(exc), exc.args, type(exc.__context__)))
+    return seen
+
+
+UNINSTRUMENTED = [
+    "ok",
+    (Boom, ("down",), type(None)),
+    (pybreaker.CircuitBreakerError, ("Failures threshold reached, circuit breaker opened",), Boom),
+    (pybreaker.CircuitBreakerError, ("Timeout not elapsed yet, circuit breaker still open",), type(None)),
+]
+
+
+def test_uninstrumented_baseline() -> None:
+    assert exercise(pybreaker.CircuitBreaker(fail_max=2)) == UNINSTRUMENTED
+
+
+def test_metrics_only(instrument: Any) -> None:
+    telemetry = instrument(metrics_only=True)
+    assert exercise(pybreaker.CircuitBreaker(name="db", fail_max=2)) == UNINSTRUMENTED
+    assert telemetry.spans() == ()
+    assert sum(telemetry.values(c.BREAKER_CALLS.name, c.OUTCOME).values()) == 4
+
+
+def test_span_hook_adds_attributes(instrument: Any) -> None:
+    seen: list[BreakerCallInfo] = []
+
+    def hook(span: Any, info: BreakerCallInfo) -> None:
+        seen.append(info)
+        span.set_attribute("app.tenant", "acme")
+
+    telemetry = instrument(span_hook=hook)
+    breaker = pybreaker.CircuitBreaker(name="db", fail_max=2)
+    exercise(breaker)
+    assert [(i.name, i.state, i.outcome, type(i.error)) for i in seen] == [
+        ("db", "closed", "success", type(None)),
+        ("db", "closed", "failure", Boom),
+        ("db", "closed", "failure", Boom),
+        ("db", "open", "rejected", pybreaker.CircuitBreakerError),
+    ]
+    assert all(i.breaker is breaker for i in seen)
+    assert all(s.attributes["app.tenant"] == "acme" for s in telemetry.spans() if s.name == "db")
+
+
+def test_cardinality_cap(instrument: Any, caplog: pytest.LogCaptureFixture) -> None:
+    telemetry = instrument(max_names=2)
+    breakers = [pybreaker.CircuitBreaker(name=f"b{i}") for i in range(4)]
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        for breaker in breakers:
+            breaker.call(lambda: None)
+    assert set(telemetry.values(c.BREAKER_CALLS.name, c.BREAKER_NAME)) == {
+        ("b0",),
+        ("b1",),
+        (c.OVERFLOW_NAME,),
+    }
+    assert telemetry.values(c.BREAKER_CALLS.name, c.BREAKER_NAME)[(c.OVERFLOW_NAME,)] == 2
+    assert len([r for r in caplog.records if "distinct circuit breaker names" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "environment", "message"),
+    [
+        ({"max_names": "many"}, {}, "invalid max_names='many'; using 200"),
+        ({"max_names": 0}, {}, "invalid max_names=0; using 200"),
+        ({"metrics_only": "yes"}, {}, "invalid metrics_only='yes'; using False"),
+        ({"span_hook": 42}, {}, "invalid span_hook=42; using None"),
+        ({"tracer_provider": "nope"}, {}, "invalid tracer_provider='nope'; using 'the global provider'"),
+        (
+            {},
+            {"OTEL_PYTHON_RESILIENCE_MAX_NAMES": "-3"},
+            "invalid OTEL_PYTHON_RESILIENCE_MAX_NAMES='-3'; using 200",
+        ),
+        (
+            {},
+            {"OTEL_PYTHON_RESILIENCE_METRICS_ONLY": "sometimes"},
+            "invalid OTEL_PYTHON_RESILIENCE_METRICS_ONLY='sometimes'; using False",
+        ),
+    ],
+)
+def test_bad_configuration_warns_once_and_the_app_runs(
+    instrument: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    options: dict[str, Any],
+    environment: dict[str, str],
+    message: str,
+) -> None:
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        instrument(**options)
+    assert [r.getMessage() for r in caplog.records] == [f"otel-resilience: {message}"]
+    assert exercise(pybreaker.CircuitBreaker(name="db", fail_max=2)) == UNINSTRUMENTED
+
+
+class RaisingProcessor(SpanProcessor):
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        raise RuntimeError("processor on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("processor on_end")
+
+
+class RaisingExporter(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        raise RuntimeError("exporter")
+
+
+def faulty_hook(span: Any, info: Any) -> None:
+    raise RuntimeError("hook")
+
+
+class RaisingInstrument:
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("counter")
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("histogram")
+
+
+@pytest.mark.parametrize("fault", ["processor", "exporter", "instrument", "hook", "observable"])
+def test_faults_never_reach_the_app(
+    instrument: Any, telemetry: Telemetry, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    if fault == "processor":
+        telemetry.tracer_provider.add_span_processor(RaisingProcessor())
+    if fault == "exporter":
+        telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(RaisingExporter()))
+    instrument(span_hook=faulty_hook if fault == "hook" else None)
+    if fault == "instrument":
+        current[0].calls = current[0].duration = current[0].transitions = RaisingInstrument()
+    if fault == "observable":
+        current[0].name_of = lambda breaker: 1 / 0  # type: ignore[assignment,misc,return-value]
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        for _ in range(3):
+            assert exercise(pybreaker.CircuitBreaker(name="db", fail_max=2)) == UNINSTRUMENTED
+            telemetry.reader.collect()
+    ours = [r for r in caplog.records if r.getMessage().startswith("otel-resilience: telemetry failed")]
+    if fault != "exporter":  # the SDK span processor reports exporter failures itself
+        assert ours, "a fault in our own path is reported"
+        assert len(ours) == len({r.getMessage() for r in ours}), "each kind of fault is logged once"

@@ -1,0 +1,89 @@
+"""Breakers sharing their state through Redis: a real redis-server and a second process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pybreaker
+import pytest
+import redis
+
+from otel_resilience import contract as c
+from tests.conftest import Telemetry
+from tests.redis_server import redis_server
+
+OTHER_PROCESS = textwrap.dedent(
+    """
+    import sys, pybreaker, redis
+    storage = pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED, redis.Redis(port=int(sys.argv[1])), namespace="payments"
+    )
+    breaker = pybreaker.CircuitBreaker(fail_max=1, state_storage=storage, name="payments")
+    if sys.argv[2] == "trip":
+        try:
+            breaker.call(lambda: 1 / 0)
+        except pybreaker.CircuitBreakerError:
+            pass
+    else:
+        breaker.close()
+    print(breaker.current_state)
+    """
+)
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    with redis_server(tmp_path) as port:
+        yield port
+
+
+def other_process(port: int, action: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", OTHER_PROCESS, str(port), action], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_port: int) -> None:
+    storage = pybreaker.CircuitRedisStorage(
+        pybreaker.STATE_CLOSED, redis.Redis(port=redis_port), namespace="payments"
+    )
+    breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=60, state_storage=storage, name="payments")
+    assert breaker.call(lambda: "paid") == "paid"
+
+    assert other_process(redis_port, "trip") == "open"
+    breaker_telemetry.reader.collect()
+    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_STATE)
+    assert states == {("closed",): 1}, "collection reads the cached state: no transition is fired by reading"
+    assert breaker_telemetry.values(c.BREAKER_TRANSITIONS.name, c.BREAKER_STATE) == {}
+
+    with pytest.raises(pybreaker.CircuitBreakerError):
+        breaker.call(lambda: "paid")
+    rejected = breaker_telemetry.spans()[-1]
+    assert rejected.attributes[c.OUTCOME] == "rejected"
+    assert [(e.name, e.attributes[c.BREAKER_STATE]) for e in rejected.events if e.name != "exception"] == [
+        (c.STATE_CHANGE_EVENT, "open")
+    ]
+
+    assert other_process(redis_port, "close") == "closed"
+    assert breaker.current_state == "closed"  # storage only: no transition noticed yet
+    assert breaker.state.name == "closed"  # a state read outside any call notices it: a span of its own
+    notice = breaker_telemetry.spans()[-1]
+    assert notice.name == "payments state change"
+    assert notice.events[0].attributes[c.BREAKER_PREVIOUS_STATE] == "open"
+
+    assert breaker_telemetry.values(
+        c.BREAKER_TRANSITIONS.name, c.BREAKER_PREVIOUS_STATE, c.BREAKER_STATE
+    ) == {
+        ("closed", "open"): 1,
+        ("open", "closed"): 1,
+    }
+    assert breaker_telemetry.values(c.BREAKER_CALLS.name, c.BREAKER_STATE, c.OUTCOME) == {
+        ("closed", "success"): 1,
+        ("open", "rejected"): 1,
+    }
+    assert breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_STATE) == {("closed",): 1}

@@ -1,0 +1,51 @@
+"""pytest plugin: run an instrumented library's own test suite with our instrumentation active.
+
+Loaded with ``-p otel_upstream_plugin`` (this folder on ``PYTHONPATH``). Before any test module is
+imported it installs SDK tracer and meter providers (in-memory exporter and reader) and
+instruments the libraries named in ``OTEL_UPSTREAM_LIBRARIES`` (default: both). At the end it
+prints how many spans and data points the suite made, so a run in which the instrumentation
+silently did nothing shows up as zeros.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+_spans = InMemorySpanExporter()
+_reader = InMemoryMetricReader()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(_spans))
+    meter_provider = MeterProvider(metric_readers=[_reader])
+    for library in os.environ.get("OTEL_UPSTREAM_LIBRARIES", "pybreaker,tenacity").split(","):
+        module = importlib.import_module(f"otel_resilience.{library.strip()}")
+        instrumentor = next(
+            v for k, v in vars(module).items() if k.endswith("Instrumentor") and k != "BaseInstrumentor"
+        )
+        instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    data = _reader.get_metrics_data()
+    points: dict[str, int] = {}
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                points[metric.name] = len(metric.data.data_points)
+    spans = _spans.get_finished_spans()
+    terminalreporter.write_line(
+        f"otel-resilience instrumentation active: {len(spans)} spans, "
+        f"{sum(points.values())} metric data points in {len(points)} metrics"
+    )
+    for name in sorted(points):
+        terminalreporter.write_line(f"  {name}: {points[name]} series")
