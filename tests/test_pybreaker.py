@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterator
 
@@ -265,9 +266,10 @@ def test_unnamed_breakers_are_named_after_their_creation_site(breaker_telemetry:
     second.call(lambda: None)
     names = {s.attributes[c.BREAKER_NAME] for s in breaker_telemetry.spans()}
     line = make.__code__.co_firstlineno + 1
-    assert names == {
-        f"{__name__}.test_unnamed_breakers_are_named_after_their_creation_site.<locals>.make:{line}"
-    }
+    qualname = (
+        make.__qualname__ if sys.version_info >= (3, 11) else make.__name__
+    )  # no co_qualname before 3.11
+    assert names == {f"{__name__}.{qualname}:{line}"}
 
 
 def test_suppressed_calls_are_invisible(breaker_telemetry: Telemetry) -> None:

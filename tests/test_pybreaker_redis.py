@@ -57,8 +57,8 @@ def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_
 
     assert other_process(redis_port, "trip") == "open"
     breaker_telemetry.reader.collect()
-    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_STATE)
-    assert states == {("closed",): 1}, "collection reads the cached state: no transition is fired by reading"
+    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
+    assert states[("payments", "closed")] == 1, "collection reads the cached state, firing no transition"
     assert breaker_telemetry.values(c.BREAKER_TRANSITIONS.name, c.BREAKER_STATE) == {}
 
     with pytest.raises(pybreaker.CircuitBreakerError):
@@ -86,4 +86,5 @@ def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_
         ("closed", "success"): 1,
         ("open", "rejected"): 1,
     }
-    assert breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_STATE) == {("closed",): 1}
+    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
+    assert {k: v for k, v in states.items() if k[0] == "payments"} == {("payments", "closed"): 1}

@@ -41,8 +41,9 @@ What you get
 Breaker names
 -------------
 A breaker's ``name`` is used when set. An unnamed breaker is named after the code that created it,
-``module.qualname:line`` (``module:line`` at module level): the same in every process running the
-same code. Unnamed breakers created before ``instrument()`` are named after the module global that
+``module.qualname:line`` (``module:line`` at module level; before Python 3.11, which has no
+``co_qualname``, the function's bare name stands for its qualified name): the same in every process
+running the same code. Unnamed breakers created before ``instrument()`` are named after the module global that
 holds them (``module.variable``), else ``unknown``. Set ``name=`` for names that survive edits.
 
 Options
