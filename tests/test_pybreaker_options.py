@@ -191,3 +191,33 @@ def test_faults_never_reach_the_app(
     if fault != "exporter":  # the SDK span processor reports exporter failures itself
         assert ours, "a fault in our own path is reported"
         assert len(ours) == len({r.getMessage() for r in ours}), "each kind of fault is logged once"
+
+
+NO_SDK_THEN_SDK = """
+import time, pybreaker
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from otel_resilience.pybreaker import PyBreakerInstrumentor
+
+PyBreakerInstrumentor().instrument()
+breaker = pybreaker.CircuitBreaker(name="late")
+for _ in range(100):
+    breaker.call(lambda: None)  # no SDK yet: nothing can record, nothing is done
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+time.sleep(1.1)
+for _ in range(7):
+    breaker.call(lambda: None)
+data = reader.get_metrics_data()
+print(sum(p.value for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+          if m.name == "resilience.circuit_breaker.calls" for p in m.data.data_points))
+"""
+
+
+def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", NO_SDK_THEN_SDK], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "7", done.stderr

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from otel_resilience._deferred import defer, run_deferred
 from otel_resilience._faults import error_type, logger, report_fault
 from otel_resilience._instruments import create_instrument
+from otel_resilience._liveness import Liveness
 from otel_resilience._names import NameCap, code_site
 from otel_resilience.contract import (
     BREAKER_CALL_DURATION,
@@ -126,6 +127,7 @@ class BreakerTelemetry:
         create_instrument(meter, BREAKER_STATE_METRIC, [_observe_states])
         create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [_observe_failures])
         self.span_hook = settings.span_hook
+        self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self.verdicts = _Verdicts()
         self._cap = NameCap(settings.max_names, "circuit breaker")
         self._attributes: dict[tuple[str, str, str, str | None], dict[str, str]] = {}

@@ -51,7 +51,7 @@ def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> Ac
     current = active_call.get()
     if current is not None and current.breaker is breaker and not current.ran:
         return None  # pybreaker re-entering `call` on its way from open to half-open
-    if not is_instrumentation_enabled():
+    if not telemetry.live() or not is_instrumentation_enabled():
         return None
     try:
         return telemetry.start(breaker)
@@ -143,7 +143,7 @@ def _transition_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     ) -> Any:
         new_state = wrapped(*args, **kwargs)
         notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
-        if notify and is_instrumentation_enabled():
+        if notify and telemetry.live() and is_instrumentation_enabled():
             previous = kwargs.get("prev_state", args[1] if len(args) > 1 else None)
             telemetry.transition(instance, previous, new_state)
         return new_state
