@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 import time
@@ -369,3 +370,38 @@ def test_current_span_is_restored_after_calls(breaker_telemetry: Telemetry) -> N
     with pytest.raises(Boom):
         breaker.call(fail)
     assert trace.get_current_span() is before
+
+
+def test_closing_a_generator_follows_pybreakers_verdict(breaker_telemetry: Telemetry) -> None:
+    breaker = pybreaker.CircuitBreaker(name="stream", exclude=[GeneratorExit])
+
+    @breaker
+    def rows() -> Iterator[int]:
+        yield from range(10)
+
+    generator = rows()
+    next(generator)
+    generator.close()
+    breaker.call(lambda: None)
+    assert breaker.fail_counter == 0
+    assert calls(breaker_telemetry) == {
+        ("closed", "ignored", "GeneratorExit"): 1,
+        ("closed", "success", None): 1,
+    }
+
+
+def test_generator_dropped_before_it_started_counts_nothing(breaker_telemetry: Telemetry) -> None:
+    breaker = pybreaker.CircuitBreaker(name="stream")
+
+    @breaker
+    def rows() -> Iterator[int]:
+        yield 1
+
+    generator = rows()
+    del generator
+    gc.collect()
+    breaker.call(lambda: None)
+    assert calls(breaker_telemetry) == {("closed", "success", None): 1}, "pybreaker counted nothing either"
+    unstarted, called = breaker_telemetry.spans()
+    assert c.OUTCOME not in (unstarted.attributes or {})
+    assert called.attributes[c.OUTCOME] == "success"

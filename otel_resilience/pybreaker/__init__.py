@@ -26,6 +26,9 @@ What you get
   that trips the breaker is a ``failure`` whose ``error.type`` is the function's exception.
   The application's own spans made inside the call are children of it (the ``calling()`` body and
   generator bodies run outside the call, so their spans are not).
+  A guarded generator closed early is classified as pybreaker classifies the ``GeneratorExit``
+  (a failure unless excluded); one dropped before its first step ran nothing and pybreaker counts
+  nothing: its span ends without an outcome and no call is counted.
 - Every state transition - trips, half-open, close, manual ``open()``/``half_open()``/``close()``,
   and changes made by another process sharing ``CircuitRedisStorage`` (noticed when this process
   next reads the state) - as a ``circuit_breaker.state_change`` event on the span active at the

@@ -73,7 +73,7 @@ class BreakerCallInfo:
 class ActiveCall:
     """One user call through a breaker, from the wrapper's entry to the call's real end."""
 
-    __slots__ = ("breaker", "name", "ran", "span", "started", "state")
+    __slots__ = ("breaker", "name", "ran", "span", "started", "state", "unstarted")
 
     def __init__(self, breaker: pybreaker.CircuitBreaker, name: str, state: str, span: Span | None) -> None:
         self.breaker = breaker
@@ -82,6 +82,7 @@ class ActiveCall:
         self.span = span
         self.ran = False
         self.started = perf_counter()
+        self.unstarted: weakref.finalize[Any, Any] | None = None
 
 
 active_call: ContextVar[ActiveCall | None] = ContextVar("otel_resilience_breaker_call", default=None)
@@ -107,8 +108,17 @@ class _Verdicts(threading.local):
     def take(self, exc: BaseException | None) -> tuple[BaseException, bool] | None:
         if exc is None:
             return None
-        entry = self.by_id.pop(id(exc), None)
-        return entry if entry is not None and entry[0] is exc else None
+        by_id = self.by_id
+        entry = by_id.pop(id(exc), None)
+        if entry is not None and entry[0] is exc:
+            return entry
+        if isinstance(exc, GeneratorExit):
+            # Closing our generator closes pybreaker's first, which classifies a GeneratorExit of
+            # its own: the newest one is that verdict.
+            for key in reversed(list(by_id)):
+                if isinstance(by_id[key][0], GeneratorExit):
+                    return by_id.pop(key)
+        return None
 
 
 class BreakerTelemetry:
@@ -189,13 +199,27 @@ class BreakerTelemetry:
         # Raised before pybreaker classified it (a listener, or storage): not the breaker's count.
         return BreakerOutcome.FAILURE.value, exc
 
-    def finish(self, call: ActiveCall, exc: BaseException | None, end_time: int | None = None) -> None:
+    def finish(self, call: ActiveCall, exc: BaseException | None) -> None:
+        """Record a call that ended just now, with ``exc`` or without."""
         try:
-            elapsed = perf_counter() - call.started
-            if exc is None:
-                outcome, error = BreakerOutcome.SUCCESS.value, None
-            else:
-                outcome, error = self.classify(call, exc)
+            outcome, error = self.outcome_of(call, exc)
+        except Exception as fault:
+            report_fault("pybreaker call telemetry", fault)
+            return
+        self.record(call, outcome, error, perf_counter() - call.started)
+
+    def outcome_of(self, call: ActiveCall, exc: BaseException | None) -> tuple[str, BaseException | None]:
+        return (BreakerOutcome.SUCCESS.value, None) if exc is None else self.classify(call, exc)
+
+    def record(
+        self,
+        call: ActiveCall,
+        outcome: str,
+        error: BaseException | None,
+        elapsed: float,
+        end_time: int | None = None,
+    ) -> None:
+        try:
             etype = None if error is None else error_type(error)
             key = (call.name, call.state, outcome, etype)
             attributes = self._attributes.get(key)
@@ -235,11 +259,29 @@ class BreakerTelemetry:
 
     def follow(self, generator: Generator[Any, Any, Any], call: ActiveCall) -> Generator[Any, Any, Any]:
         """Finish ``call`` when pybreaker's guarded generator really ends, not when ``call`` returned it."""
+        followed = self._follow(generator, call)
+        # A generator dropped before its first step runs none of its code, not even `finally`.
+        call.unstarted = weakref.finalize(followed, defer, partial(self._end_unstarted, call))
+        return followed
+
+    def _end_unstarted(self, call: ActiveCall) -> None:
+        """The function never ran and pybreaker counted nothing: end the span, count nothing."""
+        if call.span is not None:
+            call.span.end()
+
+    def _follow(self, generator: Generator[Any, Any, Any], call: ActiveCall) -> Generator[Any, Any, Any]:
+        if call.unstarted is not None:
+            call.unstarted.detach()
         try:
             result = yield from generator
         except GeneratorExit as exc:
-            # Possibly closed by the garbage collector: record from a safe place later.
-            defer(partial(self.finish, call, exc, time_ns()))
+            # Possibly closed by the garbage collector: classify now, while pybreaker's verdict is
+            # fresh, and record from a safe place later.
+            try:
+                outcome, error = self.outcome_of(call, exc)
+                defer(partial(self.record, call, outcome, error, perf_counter() - call.started, time_ns()))
+            except Exception as fault:
+                report_fault("pybreaker generator telemetry", fault)
             raise
         except BaseException as exc:
             self.finish(call, exc)
