@@ -44,15 +44,21 @@ class NameCap:
             return known
 
 
-def code_site(skip_modules: tuple[str, ...]) -> str:
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    """Whether ``module`` is in one of the top-level ``packages`` (``tenacity_app`` is not ``tenacity``)."""
+    return module.partition(".")[0] in packages
+
+
+def code_site(skip_packages: tuple[str, ...]) -> str:
     """Name the code that called into the instrumented library: ``module.qualname:line``.
 
-    Frames of the instrumented library, of wrapt and of this package are skipped. Module-level
+    Frames of the packages named in ``skip_packages`` (top-level names: the instrumented library,
+    wrapt, this package) are skipped. Module-level
     code is named ``module:line``. The line is that of the creating statement, so the name is the
     same on every call and in every process running the same code.
     """
     frame: FrameType | None = sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(skip_modules):
+    while frame is not None and _within(frame.f_globals.get("__name__", ""), skip_packages):
         frame = frame.f_back
     if frame is None:
         return "unknown"

@@ -35,6 +35,10 @@ RETRY_BACKOFF: Final = "resilience.retry.backoff"
 STATE_CHANGE_EVENT: Final = "circuit_breaker.state_change"
 BACKOFF_EVENT: Final = "retry.backoff"
 
+REJECTED_RESULT: Final = "result"
+"""``error.type`` of a retry attempt that returned a value the retry policy rejected
+(``retry_if_result``): there is no exception to name."""
+
 OVERFLOW_NAME: Final = "_OTHER"
 """Reported instead of a breaker or operation name once the cardinality cap is reached."""
 
@@ -326,7 +330,8 @@ def render_markdown() -> str:
         )
     lines += [
         f"| `{ERROR_TYPE}` | `{prometheus_label(ERROR_TYPE)}` | the exception's class, `module.QualName`"
-        " (builtins without module); absent on success |",
+        f" (builtins without module); `{REJECTED_RESULT}` for a retry attempt whose result the retry"
+        " policy rejected (`retry_if_result`); absent on success |",
         "",
         "## Span attributes and events",
         "",

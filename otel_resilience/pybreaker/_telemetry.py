@@ -50,7 +50,7 @@ _STATES = {
     pybreaker.STATE_OPEN: BreakerState.OPEN.value,
     pybreaker.STATE_HALF_OPEN: BreakerState.HALF_OPEN.value,
 }
-_SKIPPED_MODULES = ("pybreaker", "wrapt", "otel_resilience", "contextlib")
+_SKIPPED_PACKAGES = ("pybreaker", "wrapt", "otel_resilience", "contextlib")
 _REJECTED_ERROR = error_type(pybreaker.CircuitBreakerError())
 
 
@@ -150,7 +150,7 @@ class BreakerTelemetry:
 
     def register(self, breaker: pybreaker.CircuitBreaker) -> None:
         """Remember a new breaker and the code that created it."""
-        self._breakers[breaker] = code_site(_SKIPPED_MODULES)
+        self._breakers[breaker] = code_site(_SKIPPED_PACKAGES)
 
     def _adopt_existing_breakers(self) -> None:
         """Find breakers created before ``instrument()``; name unnamed ones after a module global."""

@@ -9,6 +9,7 @@ silently did nothing shows up as zeros.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 
@@ -33,6 +34,26 @@ def pytest_configure(config: pytest.Config) -> None:
             v for k, v in vars(module).items() if k.endswith("Instrumentor") and k != "BaseInstrumentor"
         )
         instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    _warm_up()
+
+
+def _warm_up() -> None:
+    """Make one failing call through each library, so that the one-time costs of a first call (lazy
+    imports, the first traceback formatted for a recorded exception) do not land in a timed test
+    (tenacity's ``test_sleeps`` allows an operation 1.1 ms)."""
+    with contextlib.suppress(Exception):
+        import tenacity
+
+        tenacity.Retrying(stop=tenacity.stop_after_attempt(1), reraise=True)(_fail)
+    with contextlib.suppress(Exception):
+        import pybreaker
+
+        pybreaker.CircuitBreaker(name="warm-up").call(_fail)
+    _spans.clear()
+
+
+def _fail() -> None:
+    raise RuntimeError("warm-up")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -1,0 +1,1 @@
+"""``otel-resilience demo``: a seeded service whose breakers trip and whose retries storm."""

@@ -1,0 +1,501 @@
+"""What the tenacity wrappers record: one object per ``instrument()``, closed over by the wrappers.
+
+Each retried operation has one tenacity ``RetryCallState`` (decorated functions copy their
+``Retrying`` on every call, but make one state per call), so an :class:`Operation` is found through
+a weak reference to it. Nothing is stored on tenacity's objects: they stay picklable and their
+``__dict__`` stays the application's. An ``Operation`` holds no strong reference to the state, the
+retried function, its arguments or its exceptions (whose tracebacks lead back to the state), so a
+loop the application leaves early frees the state, and the weak reference's callback says so. That
+callback may run inside the garbage collector, and so may a generator closed inside ``with
+attempt:``: there nothing is done but queueing; the queue runs when the next operation starts.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter, time_ns
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.metrics import get_meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otel_resilience._deferred import _pending, defer, run_deferred
+from otel_resilience._faults import error_type, report_fault
+from otel_resilience._instruments import create_instrument
+from otel_resilience._liveness import Liveness
+from otel_resilience._names import NameCap, code_site
+from otel_resilience.contract import (
+    BACKOFF_EVENT,
+    ERROR_TYPE,
+    OUTCOME,
+    REJECTED_RESULT,
+    RETRY_ATTEMPT,
+    RETRY_ATTEMPT_DURATION,
+    RETRY_ATTEMPTS,
+    RETRY_ATTEMPTS_METRIC,
+    RETRY_BACKOFF,
+    RETRY_BACKOFF_DURATION,
+    RETRY_CALL_ATTEMPTS,
+    RETRY_CALL_DURATION,
+    RETRY_CALLS,
+    RETRY_NAME,
+    AttemptOutcome,
+    RetryOutcome,
+)
+from otel_resilience.version import __version__
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from opentelemetry.context import Context
+
+    from otel_resilience._settings import Settings
+
+_SKIPPED_PACKAGES = ("tenacity", "stamina", "wrapt", "otel_resilience", "contextlib")
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+_DELEGATING_NAMES = frozenset({"__enter__", "__aenter__", "enter_context", "enter_async_context"})
+_DELEGATING_MODULES = ("wrapt", "contextlib")
+_OUTCOMES = {
+    (False, False): RetryOutcome.SUCCESS_WITHOUT_RETRY.value,
+    (False, True): RetryOutcome.SUCCESS_WITH_RETRY.value,
+    (True, False): RetryOutcome.FAILED_WITHOUT_RETRY.value,
+    (True, True): RetryOutcome.FAILED_WITH_RETRY.value,
+}
+
+
+@dataclass(frozen=True)
+class RetryCallInfo:
+    """What the ``span_hook`` receives about a finished operation or attempt."""
+
+    retry_state: tenacity.RetryCallState | None
+    """tenacity's state of the operation (``fn``, ``args``, ``retry_object``, ``outcome``...); None
+    when the operation was recorded after tenacity released it (a loop left early)."""
+    name: str
+    """The reported operation name (``resilience.retry.name``)."""
+    attempt: int | None
+    """The 1-based attempt number on attempt spans; None on the operation span."""
+    attempts: int
+    """Attempts the operation made so far."""
+    outcome: str
+    """On the operation span a ``RetryOutcome`` value, on attempt spans ``success`` or ``failure``."""
+    error: BaseException | None
+    """The attempt's exception, or the exception the operation raised; None otherwise."""
+
+
+class Operation:
+    """One retried operation, from its first ``iter`` to its end."""
+
+    __slots__ = (
+        "attempt",
+        "attempt_ended",
+        "attempt_error",
+        "attempt_open",
+        "attempt_span",
+        "attempt_started",
+        "closing",
+        "last_error",
+        "last_seen",
+        "name",
+        "parent",
+        "ref",
+        "span",
+        "started",
+        "token",
+        "wall_started",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.span: Span | None = None
+        self.parent: Context | None = None  # the context of attempt spans: the operation span's
+        # The last time tenacity reported progress: where a loop left early ends.
+        self.started = self.last_seen = perf_counter()
+        self.wall_started = time_ns()
+        self.attempt = 0
+        self.attempt_open = False
+        self.attempt_span: Span | None = None
+        self.attempt_started = self.started
+        self.attempt_ended: float | None = None
+        # error.type of the exception that ended the current attempt, kept for a loop left early,
+        # when tenacity's state (and the exception) is gone.
+        self.attempt_error: str | None = None
+        self.last_error: str | None = None  # error.type of the last finished attempt, None if it succeeded
+        self.token: object | None = None  # the call forms' current attempt span, until the attempt ends
+        self.closing = False
+        self.ref: weakref.ref[tenacity.RetryCallState] | None = None
+
+    def wall(self, instant: float) -> int:
+        """Span timestamp of a ``perf_counter()`` reading: one clock for all of the operation's spans."""
+        return self.wall_started + int((instant - self.started) * 1e9)
+
+
+_entered: ContextVar[tuple[object, object, Any] | None] = ContextVar(
+    "otel_resilience_retry_attempt", default=None
+)
+"""The ``with attempt:`` blocks that made an attempt span current in this context, innermost first:
+(attempt manager, context token, enclosing entry)."""
+
+
+def _in_generator(caller: FrameType) -> bool:
+    """Whether the ``with attempt:`` block is in a generator or an async generator.
+
+    A ``yield`` inside the block would carry a current span into the consumer's code, and the
+    block's exit may run from the garbage collector: there the attempt span is not made current.
+    """
+    frame: FrameType | None = caller
+    while frame is not None and (
+        frame.f_code.co_name in _DELEGATING_NAMES
+        or frame.f_globals.get("__name__", "").startswith(_DELEGATING_MODULES)
+    ):
+        frame = frame.f_back  # stamina's Attempt.__enter__, ExitStack.enter_context...
+    return frame is not None and bool(frame.f_code.co_flags & _GENERATOR_FLAGS)
+
+
+def _outcome_error(retry_state: tenacity.RetryCallState | None) -> BaseException | None:
+    future = None if retry_state is None else retry_state.outcome
+    # timeout=0: a future that is not finished raises at once instead of blocking the application.
+    return None if future is None else future.exception(timeout=0)
+
+
+def _retried(retrying: tenacity.BaseRetrying) -> bool:
+    """Whether the ``iter`` that just returned decided to retry (and then stopped, or slept)."""
+    state = getattr(retrying, "iter_state", None)  # tenacity < 8.3 keeps no verdict to read
+    return state is not None and bool(state.retry_run_result or state.is_explicit_retry)
+
+
+def _function_name(fn: Any) -> str:
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{qualname}"
+
+
+def _stamina_name(retrying: tenacity.BaseRetrying) -> str | None:
+    """The name stamina gave the function its ``@stamina.retry`` runs in a for-attempt loop.
+
+    stamina passes a method of its attempt iterator as ``before``; that iterator holds the
+    decorated function's ``module.qualname`` (``retry_context()`` blocks hold ``<context block>``).
+    """
+    owner = getattr(retrying.before, "__self__", None)
+    name = getattr(owner, "_name", None)
+    if type(owner).__module__.startswith("stamina.") and isinstance(name, str) and not name.startswith("<"):
+        return name
+    return None
+
+
+class RetryTelemetry:
+    """Tracer, instruments and operations in progress of one ``instrument()`` call."""
+
+    def __init__(self, settings: Settings[RetryCallInfo]) -> None:
+        self.tracer = (
+            None
+            if settings.metrics_only
+            else trace.get_tracer(__name__, __version__, settings.tracer_provider)
+        )
+        meter = get_meter(__name__, __version__, settings.meter_provider)
+        self.calls = create_instrument(meter, RETRY_CALLS)
+        self.attempts = create_instrument(meter, RETRY_ATTEMPTS_METRIC)
+        self.attempt_duration = create_instrument(meter, RETRY_ATTEMPT_DURATION)
+        self.call_duration = create_instrument(meter, RETRY_CALL_DURATION)
+        self.call_attempts = create_instrument(meter, RETRY_CALL_ATTEMPTS)
+        self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
+        self.span_hook = settings.span_hook
+        self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
+        self._cap = NameCap(settings.max_names, "retry")
+        self._attributes: dict[tuple[str, str | None, str | None], dict[str, str]] = {}
+        self._operations: dict[weakref.ref[tenacity.RetryCallState], Operation] = {}
+
+    # -- finding and starting operations --------------------------------------------------------
+
+    def find(self, retry_state: tenacity.RetryCallState) -> Operation | None:
+        if not self._operations:  # the common case outside retries in progress: no weak reference made
+            return None
+        return self._operations.get(weakref.ref(retry_state))
+
+    def start(self, retrying: tenacity.BaseRetrying, retry_state: Any) -> Operation | None:
+        """The operation ``iter`` is deciding for, new at its first call; None to record nothing."""
+        if not isinstance(retry_state, tenacity.RetryCallState) or not self.live():
+            return None
+        try:
+            operation = self.find(retry_state)
+            if operation is not None:
+                # Closing: tenacity winds down a closed generator, maybe inside the collector.
+                return None if operation.closing else operation
+            # Past its first attempt, a state belongs to an operation that started while this
+            # instrumentation was off, or that has ended (tasks sharing an AsyncRetrying's loop can
+            # drive an ended state on, and so can a generator the collector closes).
+            if retry_state.attempt_number != 1 or retry_state.outcome is not None:
+                return None
+            if not is_instrumentation_enabled():
+                return None
+            if _pending:  # queued by the collector: a new operation starts in the app's own code
+                run_deferred()
+            return self._begin(retrying, retry_state)
+        except Exception as fault:
+            report_fault("tenacity operation telemetry", fault)
+            return None
+
+    def _begin(self, retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> Operation:
+        operation = Operation(self._cap(self._name(retrying, retry_state)))
+        if self.tracer is not None:
+            operation.span = self.tracer.start_span(
+                operation.name,
+                kind=SpanKind.INTERNAL,
+                attributes={RETRY_NAME: operation.name},
+                start_time=operation.wall_started,
+            )
+            operation.parent = trace.set_span_in_context(operation.span)
+        operation.ref = weakref.ref(retry_state, self._released)
+        self._operations[operation.ref] = operation
+        return operation
+
+    @staticmethod
+    def _name(retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> str:
+        name = getattr(retrying, "_name", None)  # tenacity's name= (9.2+)
+        if isinstance(name, str) and name:
+            return name
+        if retry_state.fn is not None:
+            return _function_name(retry_state.fn)
+        return _stamina_name(retrying) or code_site(_SKIPPED_PACKAGES)
+
+    # -- what iter decided ----------------------------------------------------------------------
+
+    def decided(
+        self,
+        operation: Operation,
+        retrying: tenacity.BaseRetrying,
+        retry_state: tenacity.RetryCallState,
+        action: Any,
+    ) -> None:
+        try:
+            if isinstance(action, tenacity.DoAttempt):
+                self._start_attempt(operation, retry_state)
+            elif isinstance(action, tenacity.DoSleep):
+                self._end_attempt(operation, retry_state, True, _outcome_error(retry_state), float(action))
+            else:  # the result, or what retry_error_callback returned after the stop
+                error = _outcome_error(retry_state)
+                failed = error is not None or _retried(retrying)
+                self._end_attempt(operation, retry_state, failed, error)
+                self._finish(operation, retry_state, failed, operation.last_error, None)
+        except Exception as fault:
+            report_fault("tenacity attempt telemetry", fault)
+
+    def raised(
+        self,
+        operation: Operation,
+        retrying: tenacity.BaseRetrying,
+        retry_state: tenacity.RetryCallState,
+        exc: BaseException,
+    ) -> None:
+        try:
+            error = _outcome_error(retry_state)
+            gave_up = isinstance(exc, tenacity.RetryError)  # only ever after a verdict "retry"
+            if operation.attempt_open:
+                failed = error is not None or gave_up or _retried(retrying)
+                self._end_attempt(operation, retry_state, failed, error)
+            if gave_up and operation.last_error is not None:
+                # A RetryError says only that tenacity gave up: the last attempt's error says why.
+                etype = operation.last_error
+            else:
+                etype = error_type(exc)
+                span = operation.span
+                # Recording costs a formatted traceback: once per exception, on the attempt if it has it.
+                if exc is not error and span is not None and span.is_recording():
+                    span.record_exception(exc, timestamp=operation.wall(perf_counter()))
+            self._finish(operation, retry_state, True, etype, exc)
+        except Exception as fault:
+            report_fault("tenacity operation telemetry", fault)
+
+    # -- attempts -------------------------------------------------------------------------------
+
+    def _start_attempt(self, operation: Operation, retry_state: tenacity.RetryCallState) -> None:
+        number = retry_state.attempt_number
+        if operation.attempt_open and operation.attempt == number:
+            return  # tasks iterating one AsyncRetrying share its state: one attempt, run twice
+        operation.attempt = number
+        operation.attempt_open = True
+        operation.attempt_started = operation.last_seen = perf_counter()
+        operation.attempt_ended = operation.attempt_error = None
+        if self.tracer is None:
+            return
+        span = self.tracer.start_span(
+            f"{operation.name} attempt",
+            operation.parent,
+            SpanKind.INTERNAL,
+            attributes={RETRY_NAME: operation.name, RETRY_ATTEMPT: number},
+            start_time=operation.wall(operation.attempt_started),
+        )
+        operation.attempt_span = span
+        if retry_state.fn is not None:
+            # Call forms run the attempt in tenacity's own frame, right after this returns, and end
+            # it with set_result/set_exception in that frame: the same context is current there.
+            operation.token = context.attach(trace.set_span_in_context(span))
+
+    def attempt_ended(self, retry_state: tenacity.RetryCallState, exc: BaseException | None) -> None:
+        """``set_result``/``set_exception``: the attempt ran; ``iter`` may judge it later, or never."""
+        try:
+            operation = self.find(retry_state)
+            if operation is None or not operation.attempt_open:
+                return
+            operation.attempt_ended = operation.last_seen = perf_counter()
+            token, operation.token = operation.token, None
+            if isinstance(exc, GeneratorExit):
+                # A generator or coroutine closed inside the attempt, perhaps by the garbage
+                # collector: no span, context or lock work from here on. The operation ends as a
+                # loop left early, from the deferred queue once tenacity releases its state.
+                operation.closing = True
+                return
+            operation.attempt_error = None if exc is None else error_type(exc)
+            if token is not None:
+                context.detach(token)  # type: ignore[arg-type]
+        except Exception as fault:
+            report_fault("tenacity attempt telemetry", fault)
+
+    def _end_attempt(
+        self,
+        operation: Operation,
+        retry_state: tenacity.RetryCallState | None,
+        failed: bool,
+        error: BaseException | None,
+        backoff: float | None = None,
+        etype: str | None = None,
+    ) -> None:
+        if not operation.attempt_open:
+            return
+        operation.attempt_open = False
+        ended = operation.attempt_ended if operation.attempt_ended is not None else perf_counter()
+        if failed and etype is None:
+            etype = REJECTED_RESULT if error is None else error_type(error)
+        operation.last_error = etype if failed else None
+        outcome = (AttemptOutcome.FAILURE if failed else AttemptOutcome.SUCCESS).value
+        attributes = self._attributes_for(operation.name, outcome, operation.last_error)
+        self.attempts.add(1, attributes)
+        self.attempt_duration.record(ended - operation.attempt_started, attributes)
+        if backoff is not None:
+            self.backoff.record(backoff, self._attributes_for(operation.name))
+        span, operation.attempt_span = operation.attempt_span, None
+        if span is None:
+            return
+        end = operation.wall(ended)
+        if span.is_recording():
+            span.set_attributes(attributes)
+            if error is not None:
+                span.record_exception(error, timestamp=end)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR))
+            if backoff is not None:
+                span.add_event(BACKOFF_EVENT, {RETRY_BACKOFF: backoff}, timestamp=end)
+            info = RetryCallInfo(
+                retry_state, operation.name, operation.attempt, operation.attempt, outcome, error
+            )
+            self._call_hook(span, info)
+        span.end(end)
+
+    # -- the end of an operation ----------------------------------------------------------------
+
+    def _finish(
+        self,
+        operation: Operation,
+        retry_state: tenacity.RetryCallState | None,
+        failed: bool,
+        etype: str | None,
+        error: BaseException | None,
+        ended: float | None = None,
+    ) -> None:
+        if operation.ref is not None:
+            self._operations.pop(operation.ref, None)
+        if ended is None:
+            ended = perf_counter()
+        elapsed = ended - operation.started
+        attempts = operation.attempt
+        outcome = _OUTCOMES[failed, attempts > 1]
+        attributes = self._attributes_for(operation.name, outcome, etype)
+        self.calls.add(1, attributes)
+        self.call_duration.record(elapsed, attributes)
+        self.call_attempts.record(attempts, self._attributes_for(operation.name, outcome))
+        span = operation.span
+        if span is None:
+            return
+        if span.is_recording():
+            span.set_attributes(attributes)
+            span.set_attribute(RETRY_ATTEMPTS, attempts)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR))
+            self._call_hook(span, RetryCallInfo(retry_state, operation.name, None, attempts, outcome, error))
+        span.end(operation.wall(ended))
+
+    def _released(self, ref: weakref.ref[tenacity.RetryCallState]) -> None:
+        """Weak reference callback, maybe inside the garbage collector: only queue work."""
+        operation = self._operations.pop(ref, None)
+        if operation is not None:
+            defer(partial(self._abandoned, operation))
+
+    def _abandoned(self, operation: Operation) -> None:
+        """A loop left with break/return (or closed) before ``iter`` judged its last attempt.
+
+        The application chose to stop: the open attempt succeeded unless its body raised; an
+        operation left during a backoff failed with the error that caused it. It ends when
+        tenacity last reported progress.
+        """
+        if operation.attempt_open:
+            if operation.attempt_ended is None:  # left before the attempt's body ran
+                operation.attempt_ended = operation.last_seen
+            error = operation.attempt_error
+            self._end_attempt(operation, None, error is not None, None, etype=error)
+        error = operation.last_error
+        self._finish(operation, None, error is not None, error, None, operation.last_seen)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _attributes_for(
+        self, name: str, outcome: str | None = None, etype: str | None = None
+    ) -> dict[str, str]:
+        key = (name, outcome, etype)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = {RETRY_NAME: name}
+            if outcome is not None:
+                attributes[OUTCOME] = outcome
+            if etype is not None:
+                attributes[ERROR_TYPE] = etype
+            self._attributes[key] = attributes
+        return attributes
+
+    def _call_hook(self, span: Span, info: RetryCallInfo) -> None:
+        if self.span_hook is not None:
+            try:
+                self.span_hook(span, info)
+            except Exception as fault:
+                report_fault("span_hook", fault)
+
+    # -- the attempt span as the current span in ``with attempt:`` -------------------------------
+
+    def enter_attempt(self, manager: Any, caller: FrameType) -> None:
+        """``with attempt:`` (``caller`` entered it): make the attempt span current in the block."""
+        try:
+            operation = self.find(manager.retry_state)
+            if operation is None or operation.attempt_span is None or operation.closing:
+                return
+            if _in_generator(caller):
+                return
+            token = context.attach(trace.set_span_in_context(operation.attempt_span))
+            _entered.set((manager, token, _entered.get()))
+        except Exception as fault:
+            report_fault("tenacity attempt context", fault)
+
+
+def leave_attempt(manager: Any, exc_type: type[BaseException] | None) -> None:
+    """Undo :meth:`RetryTelemetry.enter_attempt` for ``manager``, in the context that did it."""
+    entry = _entered.get()
+    if entry is None or entry[0] is not manager:
+        return
+    if exc_type is not None and issubclass(exc_type, GeneratorExit):
+        return  # a coroutine closed, perhaps by the garbage collector: its context goes with it
+    _entered.set(entry[2])
+    context.detach(entry[1])  # type: ignore[arg-type]

@@ -1,0 +1,158 @@
+"""End to end: the demo under ``opentelemetry-instrument`` → OTLP → collector → Prometheus and Jaeger.
+
+Every total Prometheus holds for the demo's service must equal the demo's own ground truth exactly,
+and Jaeger must hold its traces. Nothing is skipped: a missing binary fails (scripts/stack builds or
+installs it first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otel_resilience import contract as c
+from otel_resilience._demo.truth import compare, expected_totals, observed_totals
+from tests.pipeline import Stack, http_json, run_stack, wait_for
+
+NAMESPACE = "otel-resilience-e2e"
+BIN = Path(sys.executable).parent
+LABEL_TO_ATTRIBUTE = {c.prometheus_label(a): a for s in c.METRICS for a in s.attributes}
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    service: str
+    instance: str
+    truth: dict[str, Any]
+    wall_seconds: float
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    run_stack("up")
+    yield Stack()
+    run_stack("down", timeout=120)
+
+
+def run_demo(
+    stack: Stack, tmp: Path, service: str, instance: str, *extra: str, duration: float = 20
+) -> DemoRun:
+    truth_file = tmp / f"truth-{instance}.json"
+    env = {
+        **os.environ,
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_RESOURCE_ATTRIBUTES": f"service.namespace={NAMESPACE},service.instance.id={instance}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_grpc,
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "none",
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    command = [
+        str(BIN / "opentelemetry-instrument"),
+        str(BIN / "otel-resilience"),
+        "demo", "--duration", str(duration), "--seed", "7", "--truth", str(truth_file), *extra,
+    ]  # fmt: skip
+    began = time.monotonic()
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=duration + 120, check=False
+    )
+    wall = time.monotonic() - began
+    assert done.returncode == 0, done.stdout + done.stderr
+    return DemoRun(service, instance, json.loads(truth_file.read_text()), wall)
+
+
+@pytest.fixture(scope="module")
+def demo(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    service = f"demo-{uuid.uuid4().hex[:8]}"
+    return run_demo(stack, tmp_path_factory.mktemp("demo"), service, str(uuid.uuid4()))
+
+
+def prometheus_points(stack: Stack, selector: str) -> list[tuple[str, dict[str, str], float]]:
+    """(OTel metric, attributes, value or histogram count) of every contract series matching ``selector``."""
+    points = []
+    for spec in c.METRICS:
+        series = spec.prometheus_name + ("_count" if spec.kind is c.InstrumentKind.HISTOGRAM else "")
+        for item in stack.query(f"{series}{{{selector}}}"):
+            attributes = {LABEL_TO_ATTRIBUTE.get(k, k): v for k, v in item["metric"].items()}
+            points.append((spec.name, attributes, float(item["value"][1])))
+    return points
+
+
+def totals_table(rows: list[tuple[Any, float, float]]) -> str:
+    lines = [f"{'metric':<45}{'attributes':<75}{'truth':>8}{'prometheus':>12}"]
+    for (metric, attributes), expected, observed in rows:
+        labels = ",".join(v for _, v in attributes)
+        mark = "" if expected == observed else "   <-- differs"
+        lines.append(f"{metric:<45}{labels:<75}{expected:>8g}{observed:>12g}{mark}")
+    return "\n".join(lines)
+
+
+def test_prometheus_totals_equal_the_ground_truth(stack: Stack, demo: DemoRun) -> None:
+    expected = expected_totals(demo.truth)
+    selector = f'service_name="{demo.service}"'
+
+    def agreeing() -> list[tuple[Any, float, float]] | None:
+        rows = compare(expected, observed_totals(prometheus_points(stack, selector)))
+        return rows if all(e == o for _, e, o in rows) else None
+
+    deadline = time.monotonic() + 60
+    rows = agreeing()
+    while rows is None and time.monotonic() < deadline:
+        time.sleep(1)
+        rows = agreeing()
+    final = rows or compare(expected, observed_totals(prometheus_points(stack, selector)))
+    table = totals_table(final)
+    print(f"\ndemo wall time {demo.wall_seconds:.1f} s; ground truth vs Prometheus:\n{table}")
+    assert rows is not None, f"Prometheus totals differ from the ground truth:\n{table}"
+    assert len(final) >= 40, "the demo exercised every metric with several outcomes"
+
+
+def test_every_contract_metric_carries_the_service_labels(stack: Stack, demo: DemoRun) -> None:
+    wait_for("the demo's series", lambda: stack.query(f'{{service_name="{demo.service}"}}'))
+    for spec in c.METRICS:
+        series = spec.prometheus_name + ("_count" if spec.kind is c.InstrumentKind.HISTOGRAM else "")
+        result = stack.query(f'{series}{{job="{NAMESPACE}/{demo.service}"}}')
+        assert result, f"{series} is missing for job {NAMESPACE}/{demo.service}"
+        for item in result:
+            assert item["metric"]["instance"] == demo.instance
+            assert item["metric"]["service_name"] == demo.service
+
+
+def test_jaeger_holds_operations_attempts_breaker_calls_and_transitions(stack: Stack, demo: DemoRun) -> None:
+    def traces(operation: str) -> list[dict[str, Any]]:
+        query = urllib.parse.urlencode({"service": demo.service, "operation": operation, "limit": 2000})
+        return list(http_json(f"{stack.jaeger}/api/traces?{query}", timeout=30).get("data") or [])
+
+    retried = wait_for(
+        "a retried payments operation in Jaeger",
+        lambda: [t for t in traces("demo.fetch_payments") if len(t["spans"]) >= 5],
+    )
+    spans = {s["spanID"]: s for s in retried[0]["spans"]}
+    parent_of = {s["spanID"]: (s["references"] or [{}])[0].get("spanID") for s in spans.values()}
+    (operation,) = [s for s in spans.values() if s["operationName"] == "demo.fetch_payments"]
+    attempts = [s for s in spans.values() if parent_of[s["spanID"]] == operation["spanID"]]
+    assert len(attempts) >= 2
+    assert {s["operationName"] for s in attempts} == {"demo.fetch_payments attempt"}
+    breaker_calls = [s for s in spans.values() if s["operationName"] == "payments"]
+    assert breaker_calls
+    assert all(spans[parent_of[s["spanID"]]] in attempts for s in breaker_calls)
+
+    def events(span: dict[str, Any]) -> list[str]:
+        return [f["value"] for log in span["logs"] for f in log["fields"] if f["key"] == "event"]
+
+    transitions = [s for t in traces("payments") for s in t["spans"] if c.STATE_CHANGE_EVENT in events(s)]
+    assert transitions, "a circuit_breaker.state_change event on a breaker span"
