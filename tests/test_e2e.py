@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 from otel_resilience import contract as c
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
 from tests.pipeline import Stack, http_json, run_stack, wait_for
+from tests.redis_server import redis_server
 
 NAMESPACE = "otel-resilience-e2e"
 BIN = Path(sys.executable).parent
@@ -156,3 +158,31 @@ def test_jaeger_holds_operations_attempts_breaker_calls_and_transitions(stack: S
 
     transitions = [s for t in traces("payments") for s in t["spans"] if c.STATE_CHANGE_EVENT in events(s)]
     assert transitions, "a circuit_breaker.state_change event on a breaker span"
+
+
+def test_a_breaker_shared_through_redis_is_open_for_both_processes(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Two demo processes share the inventory breaker through CircuitRedisStorage: when one trips
+    it, Prometheus shows it open for both (told apart by service.instance.id)."""
+    tmp = tmp_path_factory.mktemp("shared")
+    service = f"shared-{uuid.uuid4().hex[:8]}"
+    instances = ["process-a", "process-b"]
+    query = (
+        f'resilience_circuit_breaker_state{{service_name="{service}",'
+        ' resilience_circuit_breaker_name="inventory", resilience_circuit_breaker_state="open"} == 1'
+    )
+    with redis_server(tmp) as port, ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(run_demo, stack, tmp, service, instance, "--redis", f"redis://127.0.0.1:{port}/0")
+            for instance in instances
+        ]
+        seen_open: set[str] = set()
+        while not all(run.done() for run in runs) and seen_open != set(instances):
+            seen_open = {item["metric"]["instance"] for item in stack.query(query)}
+            time.sleep(1)
+        results = [run.result() for run in runs]
+    assert seen_open == set(instances), f"open for {sorted(seen_open)} only"
+    # Each process saw the trip: its own or the other's, noticed through Redis.
+    for result in results:
+        assert result.truth["breakers"]["inventory"]["transitions"].get("closed->open", 0) >= 1
