@@ -58,8 +58,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``otel-resilience`` console script."""
-    arguments = _parser().parse_args(argv)
-    from otel_resilience._demo.run import run_demo
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        from otel_resilience._demo.run import run_demo
+    except ImportError as missing:
+        parser.error(
+            f"the demo needs pybreaker and tenacity ({missing}): pip install 'otel-resilience[demo]'"
+        )
 
     truth = run_demo(
         duration=arguments.duration,
