@@ -21,9 +21,11 @@ METRICS_ONLY_ENV: Final = "OTEL_PYTHON_RESILIENCE_METRICS_ONLY"
 MAX_NAMES_ENV: Final = "OTEL_PYTHON_RESILIENCE_MAX_NAMES"
 """Distinct breaker (and, separately, retry) names reported before new ones become ``_OTHER``."""
 DEFAULT_MAX_NAMES: Final = 200
+EXCEPTION_MESSAGES_ENV: Final = "OTEL_PYTHON_RESILIENCE_EXCEPTION_MESSAGES"
+"""``false`` keeps exception messages (and the tracebacks that end with them) out of spans."""
 
 _TRUE: Final = frozenset({"true", "1", "yes", "on"})
-_FALSE: Final = frozenset({"false", "0", "no", "off", ""})
+_FALSE: Final = frozenset({"false", "0", "no", "off"})
 
 InfoT = TypeVar("InfoT")
 
@@ -37,20 +39,34 @@ class Settings(Generic[InfoT]):
     metrics_only: bool
     max_names: int
     span_hook: Callable[[Any, InfoT], None] | None
+    exception_messages: bool
 
 
 def _warn(setting: str, given: object, used: object) -> None:
     logger.warning("otel-resilience: invalid %s=%r; using %r", setting, given, used)
 
 
-def _env_bool(name: str) -> bool:
+def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "")
     value = raw.strip().lower()
+    if not value:
+        return default
     if value in _TRUE:
         return True
     if value not in _FALSE:
-        _warn(name, raw, False)
+        _warn(name, raw, default)
+        return default
     return False
+
+
+def _bool_option(kwargs: dict[str, Any], option: str, env: str, default: bool) -> bool:
+    value = kwargs.get(option)
+    if value is None:
+        return _env_bool(env, default)
+    if not isinstance(value, bool):
+        _warn(option, value, default)
+        return default
+    return value
 
 
 def _env_positive_int(name: str, default: int) -> int:
@@ -76,13 +92,6 @@ def _provider(setting: str, given: Any, required: str) -> Any:
 
 def resolve_settings(kwargs: dict[str, Any]) -> Settings[Any]:
     """Settings from ``instrument()`` keyword arguments, falling back to environment variables."""
-    metrics_only = kwargs.get("metrics_only")
-    if metrics_only is None:
-        metrics_only = _env_bool(METRICS_ONLY_ENV)
-    elif not isinstance(metrics_only, bool):
-        _warn("metrics_only", metrics_only, False)
-        metrics_only = False
-
     max_names = kwargs.get("max_names")
     if max_names is None:
         max_names = _env_positive_int(MAX_NAMES_ENV, DEFAULT_MAX_NAMES)
@@ -98,7 +107,8 @@ def resolve_settings(kwargs: dict[str, Any]) -> Settings[Any]:
     return Settings(
         tracer_provider=_provider("tracer_provider", kwargs.get("tracer_provider"), "get_tracer"),
         meter_provider=_provider("meter_provider", kwargs.get("meter_provider"), "get_meter"),
-        metrics_only=metrics_only,
+        metrics_only=_bool_option(kwargs, "metrics_only", METRICS_ONLY_ENV, False),
         max_names=max_names,
         span_hook=span_hook,
+        exception_messages=_bool_option(kwargs, "exception_messages", EXCEPTION_MESSAGES_ENV, True),
     )

@@ -221,3 +221,31 @@ def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
 
     done = subprocess.run([sys.executable, "-c", NO_SDK_THEN_SDK], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "7", done.stderr
+
+
+def test_exception_messages_can_be_kept_out_of_spans(instrument: Any) -> None:
+    telemetry = instrument(exception_messages=False)
+    breaker = pybreaker.CircuitBreaker(name="db", fail_max=2)
+
+    def leak(email: str) -> None:
+        raise Boom(f"no account for {email}")
+
+    with pytest.raises(Boom):
+        breaker.call(leak, "alice@example.com")
+    (span,) = telemetry.spans()
+    assert [(e.name, dict(e.attributes or {})) for e in span.events] == [
+        ("exception", {"exception.type": f"{__name__}.Boom"})
+    ]
+    assert "alice" not in str(telemetry.reader.get_metrics_data().to_json())
+
+
+def test_metric_attributes_never_carry_arguments_or_messages(instrument: Any) -> None:
+    telemetry = instrument()
+    breaker = pybreaker.CircuitBreaker(name="db", fail_max=2)
+    with pytest.raises(Boom):
+        breaker.call(lambda secret: fail_with(secret), "s3cr3t-token")
+    assert "s3cr3t" not in telemetry.reader.get_metrics_data().to_json()
+
+
+def fail_with(message: str) -> None:
+    raise Boom(message)

@@ -61,6 +61,10 @@ Options
   exception it raises is logged once and otherwise ignored.
 - ``max_names`` (``OTEL_PYTHON_RESILIENCE_MAX_NAMES``, default 200): the cardinality cap on
   distinct breaker names; past it, new names are reported as ``_OTHER``, with one warning.
+- ``exception_messages`` (``OTEL_PYTHON_RESILIENCE_EXCEPTION_MESSAGES``, default true): false
+  records only the type of an exception on spans (an ``exception`` event with ``exception.type``),
+  not its message or traceback, which can carry user data. Metric attributes never carry
+  messages or function arguments: only names, states, outcomes and ``error.type``.
 
 ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker`` turns this instrumentation off under
 ``opentelemetry-instrument``, and ``opentelemetry.instrumentation.utils.suppress_instrumentation()``

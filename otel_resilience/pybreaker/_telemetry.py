@@ -19,6 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_resilience._deferred import defer, run_deferred
+from otel_resilience._exceptions import record_exception
 from otel_resilience._faults import error_type, logger, report_fault
 from otel_resilience._instruments import create_instrument
 from otel_resilience._liveness import Liveness
@@ -137,6 +138,7 @@ class BreakerTelemetry:
         create_instrument(meter, BREAKER_STATE_METRIC, [_observe_states])
         create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [_observe_failures])
         self.span_hook = settings.span_hook
+        self.exception_messages = settings.exception_messages
         self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self.verdicts = _Verdicts()
         self._cap = NameCap(settings.max_names, "circuit breaker")
@@ -247,7 +249,7 @@ class BreakerTelemetry:
     ) -> None:
         span.set_attributes(attributes)
         if error is not None:
-            span.record_exception(error)
+            record_exception(span, error, self.exception_messages)
             if outcome != BreakerOutcome.IGNORED.value:
                 span.set_status(Status(StatusCode.ERROR))
         if self.span_hook is not None:

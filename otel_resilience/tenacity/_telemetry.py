@@ -27,6 +27,7 @@ from opentelemetry.metrics import get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_resilience._deferred import _pending, defer, run_deferred
+from otel_resilience._exceptions import record_exception
 from otel_resilience._faults import error_type, report_fault
 from otel_resilience._instruments import create_instrument
 from otel_resilience._liveness import Liveness
@@ -206,6 +207,7 @@ class RetryTelemetry:
         self.call_attempts = create_instrument(meter, RETRY_CALL_ATTEMPTS)
         self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
         self.span_hook = settings.span_hook
+        self.exception_messages = settings.exception_messages
         self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self._cap = NameCap(settings.max_names, "retry")
         self._attributes: dict[tuple[str, str | None, str | None], dict[str, str]] = {}
@@ -307,7 +309,7 @@ class RetryTelemetry:
                 span = operation.span
                 # Recording costs a formatted traceback: once per exception, on the attempt if it has it.
                 if exc is not error and span is not None and span.is_recording():
-                    span.record_exception(exc, timestamp=operation.wall(perf_counter()))
+                    record_exception(span, exc, self.exception_messages, operation.wall(perf_counter()))
             self._finish(operation, retry_state, True, etype, exc)
         except Exception as fault:
             report_fault("tenacity operation telemetry", fault)
@@ -386,7 +388,7 @@ class RetryTelemetry:
         if span.is_recording():
             span.set_attributes(attributes)
             if error is not None:
-                span.record_exception(error, timestamp=end)
+                record_exception(span, error, self.exception_messages, end)
             if failed:
                 span.set_status(Status(StatusCode.ERROR))
             if backoff is not None:

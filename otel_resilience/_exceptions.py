@@ -1,0 +1,26 @@
+"""Exceptions on spans, with or without their messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from otel_resilience._faults import error_type
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+_EXCEPTION_EVENT = "exception"
+_EXCEPTION_TYPE = "exception.type"
+
+
+def record_exception(span: Span, exc: BaseException, messages: bool, timestamp: int | None = None) -> None:
+    """Record ``exc`` on ``span``; without ``messages``, only its type.
+
+    An exception's message can carry user data (an e-mail address, a query). Its formatted
+    traceback ends with that message, and so do those of its ``__context__`` chain: without
+    messages, neither is recorded.
+    """
+    if messages:
+        span.record_exception(exc, timestamp=timestamp)
+    else:
+        span.add_event(_EXCEPTION_EVENT, {_EXCEPTION_TYPE: error_type(exc)}, timestamp=timestamp)
