@@ -19,19 +19,20 @@ class NameCap:
     def __init__(self, limit: int, kind: str) -> None:
         self._limit = limit
         self._kind = kind
-        self._known: dict[str, str] = {}
+        self.known: dict[str, str] = {}
+        """Names seen so far and what they are reported as: read it first on hot paths."""
         self._lock = threading.Lock()
 
     def __call__(self, name: str) -> str:
-        known = self._known.get(name)
+        known = self.known.get(name)
         if known is not None:
             return known
         with self._lock:
-            known = self._known.get(name)
+            known = self.known.get(name)
             if known is None:
-                admitted = sum(1 for v in self._known.values() if v != OVERFLOW_NAME)
+                admitted = sum(1 for v in self.known.values() if v != OVERFLOW_NAME)
                 known = name if admitted < self._limit else OVERFLOW_NAME
-                if known == OVERFLOW_NAME and OVERFLOW_NAME not in self._known.values():
+                if known == OVERFLOW_NAME and OVERFLOW_NAME not in self.known.values():
                     logger.warning(
                         "otel-resilience: more than %d distinct %s names; %r and later new names"
                         " are reported as %r (raise OTEL_PYTHON_RESILIENCE_MAX_NAMES to see them)",
@@ -40,7 +41,7 @@ class NameCap:
                         name,
                         OVERFLOW_NAME,
                     )
-                self._known[name] = known
+                self.known[name] = known
             return known
 
 

@@ -172,7 +172,7 @@ class BreakerTelemetry:
             name = self._breakers.get(breaker)
             if name is None:  # created while this instrumentation was off
                 name = self._breakers[breaker] = "unknown"
-        return self._cap(str(name))
+        return self._cap.known.get(name) or self._cap(str(name))
 
     # -- calls ----------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ look ``breaker.call`` up at call time. Hook points:
 
 from __future__ import annotations
 
+from time import perf_counter
 from types import GeneratorType
 from typing import Any, Callable
 
@@ -23,6 +24,7 @@ from wrapt import wrap_function_wrapper
 from otel_resilience._deferred import _pending, run_deferred
 from otel_resilience._faults import report_fault
 from otel_resilience._settings import resolve_settings
+from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import (
     ActiveCall,
     BreakerTelemetry,
@@ -32,6 +34,7 @@ from otel_resilience.pybreaker._telemetry import (
     detach,
 )
 
+SUCCESS = BreakerOutcome.SUCCESS.value
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 _TARGETS = (
@@ -46,12 +49,14 @@ _ASYNC_TARGET = (pybreaker.CircuitBreaker, "call_async")
 
 def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
     """A new call record, or None when this call is not to be recorded."""
+    if not (telemetry.live.live or telemetry.live()):
+        return None
     if _pending:
         run_deferred()
     current = active_call.get()
     if current is not None and current.breaker is breaker and not current.ran:
         return None  # pybreaker re-entering `call` on its way from open to half-open
-    if not telemetry.live() or not is_instrumentation_enabled():
+    if not is_instrumentation_enabled():
         return None
     try:
         return telemetry.start(breaker)
@@ -80,7 +85,7 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         active_call.reset(token)
         if record.ran and type(result) is GeneratorType:
             return telemetry.follow(result, record)
-        telemetry.finish(record, None)
+        telemetry.record(record, SUCCESS, None, perf_counter() - record.started)
         return result
 
     return call
