@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,26 @@ def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_
     }
     states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
     assert {k: v for k, v in states.items() if k[0] == "payments"} == {("payments", "closed"): 1}
+
+
+def test_collection_never_waits_on_a_redis_that_is_down(breaker_telemetry: Telemetry, tmp_path: Path) -> None:
+    with redis_server(tmp_path) as port:
+        storage = pybreaker.CircuitRedisStorage(
+            pybreaker.STATE_CLOSED, redis.Redis(port=port), namespace="down"
+        )
+        breaker = pybreaker.CircuitBreaker(fail_max=5, state_storage=storage, name="down")
+        for _ in range(2):
+            with pytest.raises(ZeroDivisionError):
+                breaker.call(lambda: 1 / 0)
+    # Redis is gone: collecting metrics must not try to reach it (its client retries for minutes).
+    collector = threading.Thread(target=breaker_telemetry.reader.collect, daemon=True)
+    collector.start()
+    collector.join(timeout=30)
+    assert not collector.is_alive(), "metric collection is blocked on Redis"
+    assert breaker_telemetry.values(c.BREAKER_CONSECUTIVE_FAILURES.name, c.BREAKER_NAME)[("down",)] == 2
+    assert (
+        breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)[
+            ("down", "closed")
+        ]
+        == 1
+    )

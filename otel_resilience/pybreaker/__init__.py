@@ -38,7 +38,10 @@ What you get
 - Metrics ``resilience.circuit_breaker.calls``, ``...call.duration`` (seconds, explicit buckets
   1 ms to 60 s), ``...transitions``, ``...state`` (one series per breaker and state: 1 for the
   current state, 0 for the others, read from the breaker's cached state at collection time, so no
-  Redis round trip and no transition is caused by reading) and ``...consecutive_failures``.
+  Redis round trip and no transition is caused by reading) and ``...consecutive_failures`` (the
+  breaker's ``fail_counter``; for a breaker whose state is shared through Redis, the count as this
+  process last set it, because reading Redis at collection time would make metric collection
+  wait on Redis whenever it is slow or down).
   ``docs/telemetry.md`` lists every name, unit, attribute and value.
 
 Breaker names
@@ -79,46 +82,20 @@ logged once on logger ``otel_resilience`` and never raised into the application.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
-
-# The module opts out of type checking (`# type: ignore` at its top): BaseInstrumentor is Any here.
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-
-from otel_resilience._faults import logger
+from otel_resilience._instrumentor import LibraryInstrumentor
 from otel_resilience.pybreaker.package import _instruments
-
-if TYPE_CHECKING:
-    from collections.abc import Collection
 
 __all__ = ["BreakerCallInfo", "PyBreakerInstrumentor"]
 
 
-class PyBreakerInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class PyBreakerInstrumentor(LibraryInstrumentor):
     """Instrument every pybreaker ``CircuitBreaker``: spans, metrics and transition events."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        """The pybreaker versions this instrumentation supports."""
-        return _instruments
-
-    def _instrument(self, **kwargs: Any) -> None:
-        # `opentelemetry-instrument` skips this check when any instrumented library is present.
-        conflict = get_dependency_conflicts(_instruments)
-        if conflict is not None:
-            logger.info("otel-resilience: pybreaker not instrumented: %s", conflict)
-            return
-        from otel_resilience.pybreaker._wrappers import instrument
-
-        instrument(kwargs)
-        self._wrapped = True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        if getattr(self, "_wrapped", False):
-            from otel_resilience.pybreaker._wrappers import uninstrument
-
-            uninstrument()
-            self._wrapped = False
+    library = "pybreaker"
+    requirements = _instruments
+    wrappers = "otel_resilience.pybreaker._wrappers"
 
 
 def __getattr__(name: str) -> Any:

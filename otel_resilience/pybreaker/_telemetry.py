@@ -141,6 +141,12 @@ class BreakerTelemetry:
         self.exception_messages = settings.exception_messages
         self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self.verdicts = _Verdicts()
+        # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
+        # them. Reading the storage at collection time would be a round trip that blocks metric
+        # collection for as long as the storage is down.
+        self.shared_failures: weakref.WeakKeyDictionary[pybreaker.CircuitBreakerStorage, int] = (
+            weakref.WeakKeyDictionary()
+        )
         self._cap = NameCap(settings.max_names, "circuit breaker")
         self._attributes: dict[tuple[str, str, str, str | None], dict[str, str]] = {}
         # Every breaker this instrumentation knows, with the name of the code that created it
@@ -345,8 +351,16 @@ class BreakerTelemetry:
         failures: dict[str, int] = {}
         try:
             for breaker in list(self._breakers.keys()):
+                storage = breaker._state_storage
+                count = (
+                    storage.counter
+                    if isinstance(storage, pybreaker.CircuitMemoryStorage)
+                    else self.shared_failures.get(storage)
+                )
+                if count is None:  # a shared breaker this process has not counted for yet
+                    continue
                 name = self.name_of(breaker)
-                failures[name] = max(failures.get(name, 0), breaker.fail_counter)
+                failures[name] = max(failures.get(name, 0), count)
         except Exception as fault:
             report_fault("breaker failure observation", fault)
         return [Observation(value, {BREAKER_NAME: name}) for name, value in failures.items()]

@@ -8,7 +8,9 @@ look ``breaker.call`` up at call time. Hook points:
   overrides ``call``, so rejected calls never get here);
 - ``CircuitBreaker.is_system_error``: pybreaker's verdict on an exception (failure or ignored);
 - ``CircuitBreaker._create_new_state``: every transition (``notify=True``);
-- ``CircuitBreaker.__init__``: a new breaker and the code that created it.
+- ``CircuitBreaker.__init__``: a new breaker and the code that created it;
+- ``CircuitRedisStorage.increment_counter`` / ``reset_counter``: the consecutive failures of a
+  shared breaker, kept here so that metric collection never waits on Redis.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ _TARGETS = (
     (pybreaker.CircuitBreakerState, "call"),
 )
 _ASYNC_TARGET = (pybreaker.CircuitBreaker, "call_async")
+_SHARED_COUNTER_TARGETS = (
+    (pybreaker.CircuitRedisStorage, "increment_counter"),
+    (pybreaker.CircuitRedisStorage, "reset_counter"),
+)
 
 
 def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
@@ -65,6 +71,26 @@ def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> Ac
         return None
 
 
+def _run_active(
+    telemetry: BreakerTelemetry,
+    record: ActiveCall,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run pybreaker's call with ``record`` active and its span current; finish it if it raises."""
+    token = active_call.set(record)
+    span_token = attach(record.span)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as exc:
+        telemetry.finish(record, exc)
+        raise
+    finally:
+        detach(span_token)
+        active_call.reset(token)
+
+
 def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     def call(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -72,17 +98,7 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        token = active_call.set(record)
-        span_token = attach(record.span)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            detach(span_token)
-            active_call.reset(token)
-            telemetry.finish(record, exc)
-            raise
-        detach(span_token)
-        active_call.reset(token)
+        result = _run_active(telemetry, record, wrapped, args, kwargs)
         if record.ran and type(result) is GeneratorType:
             return telemetry.follow(result, record)
         telemetry.record(record, SUCCESS, None, perf_counter() - record.started)
@@ -98,17 +114,7 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        token = active_call.set(record)
-        span_token = attach(record.span)
-        try:
-            future = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            detach(span_token)
-            active_call.reset(token)
-            telemetry.finish(record, exc)
-            raise
-        detach(span_token)
-        active_call.reset(token)
+        future = _run_active(telemetry, record, wrapped, args, kwargs)
         try:
             future.add_done_callback(telemetry.finish_future(record))
         except Exception as fault:
@@ -156,6 +162,21 @@ def _transition_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     return create_new_state
 
 
+def _shared_counter_wrapper(telemetry: BreakerTelemetry, increment: bool) -> Wrapper:
+    def counter_changed(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            failures = telemetry.shared_failures
+            failures[instance] = failures.get(instance, 0) + 1 if increment else 0
+        except Exception as fault:
+            report_fault("pybreaker shared failure count", fault)
+        return result
+
+    return counter_changed
+
+
 def _init_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     def init(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -184,10 +205,13 @@ def instrument(kwargs: dict[str, Any]) -> None:
         wrap_function_wrapper(owner, attribute, wrapper)
     if pybreaker.HAS_TORNADO_SUPPORT:
         wrap_function_wrapper(*_ASYNC_TARGET, _call_async_wrapper(telemetry))
+    increment, reset = _SHARED_COUNTER_TARGETS
+    wrap_function_wrapper(*increment, _shared_counter_wrapper(telemetry, increment=True))
+    wrap_function_wrapper(*reset, _shared_counter_wrapper(telemetry, increment=False))
 
 
 def uninstrument() -> None:
-    for owner, attribute in (*_TARGETS, _ASYNC_TARGET):
+    for owner, attribute in (*_TARGETS, _ASYNC_TARGET, *_SHARED_COUNTER_TARGETS):
         unwrap(owner, attribute)
     run_deferred()
     current.clear()

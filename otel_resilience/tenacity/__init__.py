@@ -102,46 +102,20 @@ the application.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
-
-# The module opts out of type checking (`# type: ignore` at its top): BaseInstrumentor is Any here.
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-
-from otel_resilience._faults import logger
+from otel_resilience._instrumentor import LibraryInstrumentor
 from otel_resilience.tenacity.package import _instruments
-
-if TYPE_CHECKING:
-    from collections.abc import Collection
 
 __all__ = ["RetryCallInfo", "TenacityInstrumentor"]
 
 
-class TenacityInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class TenacityInstrumentor(LibraryInstrumentor):
     """Instrument every tenacity retry: operation and attempt spans, backoff events, metrics."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        """The tenacity versions this instrumentation supports."""
-        return _instruments
-
-    def _instrument(self, **kwargs: Any) -> None:
-        # `opentelemetry-instrument` skips this check when any instrumented library is present.
-        conflict = get_dependency_conflicts(_instruments)
-        if conflict is not None:
-            logger.info("otel-resilience: tenacity not instrumented: %s", conflict)
-            return
-        from otel_resilience.tenacity._wrappers import instrument
-
-        instrument(kwargs)
-        self._wrapped = True
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        if getattr(self, "_wrapped", False):
-            from otel_resilience.tenacity._wrappers import uninstrument
-
-            uninstrument()
-            self._wrapped = False
+    library = "tenacity"
+    requirements = _instruments
+    wrappers = "otel_resilience.tenacity._wrappers"
 
 
 def __getattr__(name: str) -> Any:
