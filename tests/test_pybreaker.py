@@ -405,3 +405,26 @@ def test_generator_dropped_before_it_started_counts_nothing(breaker_telemetry: T
     unstarted, called = breaker_telemetry.spans()
     assert c.OUTCOME not in (unstarted.attributes or {})
     assert called.attributes[c.OUTCOME] == "success"
+
+
+def test_main_series_start_at_zero(breaker_telemetry: Telemetry) -> None:
+    """Prometheus's rate() and increase() lose the first value of a series that starts above 0."""
+    breaker = pybreaker.CircuitBreaker(name="fresh")
+    breaker.call(lambda: None)
+    calls = {
+        (p.attributes[c.BREAKER_STATE], p.attributes[c.OUTCOME]): p.value
+        for p in breaker_telemetry.points(c.BREAKER_CALLS.name)
+        if p.attributes[c.BREAKER_NAME] == "fresh"
+    }
+    assert calls == {("closed", "success"): 1, ("half_open", "success"): 0, ("open", "rejected"): 0}
+    transitions = {
+        (p.attributes[c.BREAKER_PREVIOUS_STATE], p.attributes[c.BREAKER_STATE]): p.value
+        for p in breaker_telemetry.points(c.BREAKER_TRANSITIONS.name)
+        if p.attributes[c.BREAKER_NAME] == "fresh"
+    }
+    assert transitions == {
+        ("closed", "open"): 0,
+        ("open", "half_open"): 0,
+        ("half_open", "closed"): 0,
+        ("half_open", "open"): 0,
+    }

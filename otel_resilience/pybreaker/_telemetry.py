@@ -53,6 +53,16 @@ _STATES = {
 }
 _SKIPPED_PACKAGES = ("pybreaker", "wrapt", "otel_resilience", "contextlib")
 _REJECTED_ERROR = error_type(pybreaker.CircuitBreakerError())
+_CLOSED, _OPEN, _HALF_OPEN = (
+    s.value for s in (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
+)
+# The series every breaker has sooner or later (failures carry an error.type not known in advance).
+_COUNTED_FROM_ZERO = (
+    (_CLOSED, BreakerOutcome.SUCCESS.value, None),
+    (_HALF_OPEN, BreakerOutcome.SUCCESS.value, None),
+    (_OPEN, BreakerOutcome.REJECTED.value, _REJECTED_ERROR),
+)
+_TRANSITIONS_FROM_ZERO = ((_CLOSED, _OPEN), (_OPEN, _HALF_OPEN), (_HALF_OPEN, _CLOSED), (_HALF_OPEN, _OPEN))
 
 
 @dataclass(frozen=True)
@@ -178,7 +188,24 @@ class BreakerTelemetry:
             name = self._breakers.get(breaker)
             if name is None:  # created while this instrumentation was off
                 name = self._breakers[breaker] = "unknown"
-        return self._cap.known.get(name) or self._cap(str(name))
+        return self._cap.known.get(name) or self._first_seen(str(name))
+
+    def _first_seen(self, name: str) -> str:
+        """Report a new breaker's main counters at 0 before they first count.
+
+        Prometheus computes rate() and increase() from the samples it has: a series that appears
+        with a value already above 0 loses that first count. Series that start at 0 lose nothing.
+        """
+        reported = self._cap(name)
+        for state, outcome, etype in _COUNTED_FROM_ZERO:
+            attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, OUTCOME: outcome}
+            if etype is not None:
+                attributes[ERROR_TYPE] = etype
+            self.calls.add(0, attributes)
+        for previous, state in _TRANSITIONS_FROM_ZERO:
+            attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous}
+            self.transitions.add(0, attributes)
+        return reported
 
     # -- calls ----------------------------------------------------------------------------------
 
