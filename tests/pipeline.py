@@ -13,11 +13,14 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = ROOT / "scripts" / "stack"
@@ -82,16 +85,56 @@ class Stack:
     jaeger: str = "http://127.0.0.1:16686"
     alertmanager: str = "http://127.0.0.1:9093"
 
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        """Instant query; the result vector (each item has `metric` labels and `value`)."""
-        url = f"{self.prometheus}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        body = http_json(url)
-        assert body["status"] == "success", body
-        return list(body["data"]["result"])
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        """Instant query (now, or at the Unix time ``at``); the result (items with `metric` and `value`)."""
+        return prometheus_query(self.prometheus, promql, at)
 
     def traces(self, service: str) -> list[dict[str, Any]]:
         url = f"{self.jaeger}/api/traces?{urllib.parse.urlencode({'service': service, 'limit': 20})}"
         return list(http_json(url).get("data") or [])
+
+
+def prometheus_query(base_url: str, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+    parameters = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+    body = http_json(f"{base_url}/api/v1/query?{urllib.parse.urlencode(parameters)}")
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+@contextmanager
+def prometheus_with_rules(rules: str, workdir: Path, scrape: str = "127.0.0.1:8889") -> Iterator[str]:
+    """A Prometheus of its own on 127.0.0.1 that scrapes the collector every second and evaluates
+    ``rules`` every second; yields its base URL and stops it afterwards."""
+    binaries = json.loads(run_stack("install", "--json").stdout)
+    (workdir / "rules.yml").write_text(rules)
+    (workdir / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "rule_files: [rules.yml]\n"
+        "scrape_configs: [{job_name: otelcol, honor_labels: true,"
+        f" static_configs: [{{targets: ['{scrape}']}}]}}]\n"
+    )
+    port = free_port()
+    log = (workdir / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            binaries["prometheus"],
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            "the test Prometheus to be ready", lambda: urllib.request.urlopen(f"{url}/-/ready").status == 200
+        )
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
 
 
 def stack_status() -> dict[str, Any]:

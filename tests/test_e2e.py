@@ -8,6 +8,7 @@ installs it first).
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ import pytest
 
 from otel_resilience import contract as c
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
-from tests.pipeline import Stack, http_json, run_stack, wait_for
+from tests.dashboards import panel_queries, rules_with_for
+from tests.pipeline import Stack, http_json, prometheus_with_rules, run_stack, wait_for
 from tests.redis_server import redis_server
 
 NAMESPACE = "otel-resilience-e2e"
@@ -38,6 +40,8 @@ class DemoRun:
     instance: str
     truth: dict[str, Any]
     wall_seconds: float
+    ended_at: float
+    """Unix time the demo process exited."""
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +78,7 @@ def run_demo(
     )
     wall = time.monotonic() - began
     assert done.returncode == 0, done.stdout + done.stderr
-    return DemoRun(service, instance, json.loads(truth_file.read_text()), wall)
+    return DemoRun(service, instance, json.loads(truth_file.read_text()), wall, time.time())
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +190,93 @@ def test_a_breaker_shared_through_redis_is_open_for_both_processes(
     # Each process saw the trip: its own or the other's, noticed through Redis.
     for result in results:
         assert result.truth["breakers"]["inventory"]["transitions"].get("closed->open", 0) >= 1
+
+
+# -- the dashboards and alerts on the demo's data ---------------------------------------------------
+
+STATE_VALUES = {"closed": 0, "half_open": 1, "open": 2}  # the state timeline's value mappings
+
+
+def test_every_dashboard_panel_returns_data(stack: Stack, demo: DemoRun) -> None:
+    """Every panel query, variables substituted, evaluated when the demo ended (rates over the run)."""
+    at = demo.ended_at + 6  # one scrape after the last export
+    window = f"{int(demo.wall_seconds) + 10}s"
+    wait_for("the demo's last scrape", lambda: time.time() > at)
+    job = f"{NAMESPACE}/{demo.service}"
+    empty = []
+    for query in panel_queries(job, rate_interval=window, range_=window):
+        values = [float(item["value"][1]) for item in stack.query(query.expr, at)]
+        print(f"{query.name}: {values}")
+        if not [v for v in values if math.isfinite(v)]:
+            empty.append(f"{query.name}: {query.expr}")
+    assert not empty, "panels without data:\n" + "\n".join(empty)
+
+
+def test_key_panels_agree_with_the_ground_truth(stack: Stack, demo: DemoRun) -> None:
+    at = demo.ended_at + 6
+    wait_for("the demo's last scrape", lambda: time.time() > at)
+    job = f"{NAMESPACE}/{demo.service}"
+    window = demo.wall_seconds + 10
+    panels = {
+        q.panel_title: q
+        for q in panel_queries(job, rate_interval=f"{window:.0f}s", range_=f"{window:.0f}s")
+        if q.ref_id == "A"
+    }
+    breakers = demo.truth["breakers"]
+
+    (open_now,) = stack.query(panels["Breakers open now"].expr, at)
+    assert float(open_now["value"][1]) == sum(b["final_state"] == "open" for b in breakers.values())
+
+    timeline = {
+        item["metric"][c.prometheus_label(c.BREAKER_NAME)]: float(item["value"][1])
+        for item in stack.query(panels["Breaker state"].expr, at)
+    }
+    assert timeline == {name: STATE_VALUES[b["final_state"]] for name, b in breakers.items()}
+
+    # Rates times the window they were taken over: Prometheus extrapolates increase() to the window's
+    # edges, so these agree within a tolerance (the exact totals are compared by the test above).
+    rates = {
+        item["metric"][c.prometheus_label(c.OUTCOME)]: float(item["value"][1]) * round(window)
+        for item in stack.query(panels["Call rate by outcome"].expr, at)
+    }
+    for outcome in ("success", "rejected"):
+        truth = sum(b["calls"].get(outcome, 0) for b in breakers.values())
+        assert rates[outcome] == pytest.approx(truth, rel=0.25), outcome
+
+
+def test_circuit_breaker_open_fires_and_resolves(stack: Stack, tmp_path: Path) -> None:
+    """Real Prometheus with the shipped rules (a copy with `for: 5s`, the shipped timing is covered by
+    promtool's unit tests) fires CircuitBreakerOpen while the demo's inventory outage holds the
+    breaker open, and resolves it once the breaker closes."""
+    service = f"alerts-{uuid.uuid4().hex[:8]}"
+    job = f"{NAMESPACE}/{service}"
+    timeline: list[tuple[float, str]] = []
+    with prometheus_with_rules(rules_with_for("5s"), tmp_path) as prometheus, ThreadPoolExecutor(1) as pool:
+        began = time.monotonic()
+        run = pool.submit(run_demo, stack, tmp_path, service, "alerts", duration=40)
+
+        def alert_state() -> str:
+            for alert in http_json(f"{prometheus}/api/v1/alerts")["data"]["alerts"]:
+                labels = alert["labels"]
+                if (
+                    labels["alertname"] == "CircuitBreakerOpen"
+                    and labels.get("job") == job
+                    and labels.get(c.prometheus_label(c.BREAKER_NAME)) == "inventory"
+                ):
+                    return str(alert["state"])
+            return "inactive"
+
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = alert_state()
+            if not timeline or timeline[-1][1] != state:
+                timeline.append((round(time.monotonic() - began, 1), state))
+            if run.done() and state == "inactive" and any(s == "firing" for _, s in timeline):
+                break
+            time.sleep(0.5)
+        truth = run.result().truth
+    print(f"\nCircuitBreakerOpen for inventory (seconds into the demo): {timeline}")
+    states = [s for _, s in timeline]
+    assert "firing" in states, timeline
+    assert states[-1] == "inactive", f"not resolved: {timeline}"
+    assert truth["breakers"]["inventory"]["final_state"] == "closed"
