@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -32,9 +33,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pybreaker
 import tenacity
@@ -46,6 +46,9 @@ from otel_resilience import contract as c
 from otel_resilience._instruments import create_instrument
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 MODES = ("full", "metrics", "none")
 VARIANTS = ("bare", "pass", "instr", "prim")
@@ -118,18 +121,41 @@ class Primitives:
         self.spans = mode == "full"
         self.tracer = trace.get_tracer("bench.primitives")
         meter = metrics.get_meter("bench.primitives")
-        self.instruments = {spec.name: create_instrument(meter, spec) for spec in c.METRICS if spec.buckets or spec.kind is c.InstrumentKind.COUNTER}
+        self.instruments = {
+            spec.name: create_instrument(meter, spec)
+            for spec in c.METRICS
+            if spec.buckets or spec.kind is c.InstrumentKind.COUNTER
+        }
         self.breaker_attributes = {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"}
-        self.retry_attributes = {c.RETRY_NAME: "bench", c.OUTCOME: "success"}
         # Recording an exception formats its traceback: give the primitives' exceptions the
         # tracebacks the instrumentation sees, raised through the libraries themselves.
         self.rejection = _raised_through_pybreaker()
         self.error = _raised_through_tenacity()
+        # The attribute sets the instrumentation records with: the SDK's cost grows with their size.
+        name = {c.RETRY_NAME: "bench"}
+        self.retry_name = name
+        self.attempt_attributes = {
+            False: {**name, c.OUTCOME: c.AttemptOutcome.SUCCESS.value},
+            True: {
+                **name,
+                c.OUTCOME: c.AttemptOutcome.FAILURE.value,
+                c.ERROR_TYPE: f"{__name__}.{Flaky.__qualname__}",
+            },
+        }
+        self.operation_attributes = {
+            retried: {**name, c.OUTCOME: outcome.value}
+            for retried, outcome in (
+                (False, c.RetryOutcome.SUCCESS_WITHOUT_RETRY),
+                (True, c.RetryOutcome.SUCCESS_WITH_RETRY),
+            )
+        }
 
     def breaker_call(self, rejected: bool = False) -> None:
         attributes = self.breaker_attributes
         if self.spans:
-            span = self.tracer.start_span("bench", kind=SpanKind.INTERNAL, attributes={c.BREAKER_NAME: "bench"})
+            span = self.tracer.start_span(
+                "bench", kind=SpanKind.INTERNAL, attributes={c.BREAKER_NAME: "bench"}
+            )
             token = context.attach(trace.set_span_in_context(span))
             context.detach(token)
         self.instruments[c.BREAKER_CALLS.name].add(1, attributes)
@@ -143,21 +169,26 @@ class Primitives:
 
     def retry_operation(self, failures: int) -> None:
         instruments = self.instruments
-        attributes = self.retry_attributes
         operation = None
         if self.spans:
-            operation = self.tracer.start_span("bench", kind=SpanKind.INTERNAL, attributes={c.RETRY_NAME: "bench"})
+            operation = self.tracer.start_span("bench", kind=SpanKind.INTERNAL, attributes=self.retry_name)
             parent = trace.set_span_in_context(operation)
         for attempt in range(failures + 1):
             failed = attempt < failures
+            attributes = self.attempt_attributes[failed]
             if self.spans:
-                span = self.tracer.start_span("bench attempt", parent, SpanKind.INTERNAL, attributes={c.RETRY_ATTEMPT: attempt})
+                span = self.tracer.start_span(
+                    "bench attempt",
+                    parent,
+                    SpanKind.INTERNAL,
+                    attributes={c.RETRY_NAME: "bench", c.RETRY_ATTEMPT: attempt},
+                )
                 token = context.attach(trace.set_span_in_context(span))
                 context.detach(token)
             instruments[c.RETRY_ATTEMPTS_METRIC.name].add(1, attributes)
             instruments[c.RETRY_ATTEMPT_DURATION.name].record(0.001, attributes)
             if failed:
-                instruments[c.RETRY_BACKOFF_DURATION.name].record(0.0, attributes)
+                instruments[c.RETRY_BACKOFF_DURATION.name].record(0.0, self.retry_name)
             if self.spans:
                 span.set_attributes(attributes)
                 if failed:
@@ -165,6 +196,7 @@ class Primitives:
                     span.set_status(Status(StatusCode.ERROR))
                     span.add_event(c.BACKOFF_EVENT, {c.RETRY_BACKOFF: 0.0})
                 span.end()
+        attributes = self.operation_attributes[failures > 0]
         instruments[c.RETRY_CALLS.name].add(1, attributes)
         instruments[c.RETRY_CALL_DURATION.name].record(0.001, attributes)
         instruments[c.RETRY_CALL_ATTEMPTS.name].record(failures + 1, attributes)
@@ -193,14 +225,22 @@ def _raised_through_pybreaker() -> BaseException:
 
 
 def _raised_through_tenacity() -> BaseException:
+    """A failed attempt's exception as tenacity caught it: what the instrumentation records.
+
+    (Re-raised out of tenacity, by ``reraise=True``, its traceback would hold tenacity's frames
+    too, and formatting it would cost three times as much.)
+    """
+
     def fail() -> None:
         raise Flaky("again")
 
-    try:
-        tenacity.Retrying(stop=tenacity.stop_after_attempt(1), reraise=True)(fail)
-    except Flaky as exc:
-        return exc
-    raise AssertionError("fail() raises")
+    def caught(retry_state: tenacity.RetryCallState) -> BaseException | None:
+        return None if retry_state.outcome is None else retry_state.outcome.exception()
+
+    error = tenacity.Retrying(stop=tenacity.stop_after_attempt(1), retry_error_callback=caught)(fail)
+    if not isinstance(error, Flaky):
+        raise AssertionError("fail() raises")
+    return error
 
 
 # -- scenarios: (run n calls of the scenario, run n primitive blocks) ---------------------------
@@ -221,10 +261,8 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
 
     def breaker_rejected(n: int) -> None:
         for _ in range(n):
-            try:
+            with contextlib.suppress(pybreaker.CircuitBreakerError):
                 tripped.call(nothing)
-            except pybreaker.CircuitBreakerError:
-                pass
 
     # wait_none() still calls sleep(0), a system call whose time varies with the machine's load:
     # the benchmark measures overhead, not the scheduler.
@@ -272,10 +310,18 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
 
     return {
         "pybreaker success": (breaker_success, repeat(primitives.breaker_call), 2000),
-        "pybreaker rejected": (breaker_rejected, repeat(lambda: primitives.breaker_call(rejected=True)), 1000),
+        "pybreaker rejected": (
+            breaker_rejected,
+            repeat(lambda: primitives.breaker_call(rejected=True)),
+            1000,
+        ),
         "tenacity first try": (retry_first_try, repeat(lambda: primitives.retry_operation(0)), 500),
         "tenacity 3 attempts": (retry_three_attempts, repeat(lambda: primitives.retry_operation(2)), 200),
-        "AsyncRetrying 3 attempts": (async_three_attempts, repeat(lambda: primitives.retry_operation(2)), 200),
+        "AsyncRetrying 3 attempts": (
+            async_three_attempts,
+            repeat(lambda: primitives.retry_operation(2)),
+            200,
+        ),
     }
 
 
@@ -344,8 +390,18 @@ def verdict(mode: str, scenario: str, row: dict[str, float]) -> str:
 
 
 def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    header = "| mode | scenario | bare µs | pass µs | instr µs | prim µs | glue | instr/pass | instr/bare | target |"
-    lines = [header, "|" + "---|" * 10]
+    columns = (
+        "mode",
+        "scenario",
+        "bare µs",
+        "pass µs",
+        "instr µs",
+        "prim µs",
+        "glue",
+        "instr/pass",
+        "instr/bare",
+    )
+    lines = ["| " + " | ".join((*columns, "target")) + " |", "|" + "---|" * (len(columns) + 1)]
     for mode, rows in results.items():
         for scenario, row in rows.items():
             lines.append(
@@ -359,7 +415,12 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="5 rounds instead of 21 (a rough look)")
-    parser.add_argument("--json", type=Path, default=Path(__file__).with_name("results.json"), help="where to write the results")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(__file__).with_name("results.json"),
+        help="where to write the results",
+    )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--child", choices=MODES, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=None, help=argparse.SUPPRESS)
@@ -375,13 +436,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         began = time.monotonic()
         done = subprocess.run(
             [sys.executable, __file__, "--child", mode, "--rounds", str(rounds)],
-            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         results[mode] = json.loads(done.stdout)
         print(f"  done in {time.monotonic() - began:.0f} s", file=sys.stderr)
     report = table(results)
     print(report)
-    arguments.json.write_text(json.dumps({"rounds": rounds, "python": sys.version.split()[0], "results": results}, indent=2) + "\n")
+    arguments.json.write_text(
+        json.dumps({"rounds": rounds, "python": sys.version.split()[0], "results": results}, indent=2) + "\n"
+    )
     print(f"\nwritten to {arguments.json}", file=sys.stderr)
     return 0
 

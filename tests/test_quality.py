@@ -15,8 +15,8 @@ BIN = Path(sys.executable).parent
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "otel_resilience", "tests", "examples"],
-        ["ruff", "format", "--check", "otel_resilience", "tests", "examples"],
+        ["ruff", "check", "otel_resilience", "tests", "examples", "bench"],
+        ["ruff", "format", "--check", "otel_resilience", "tests", "examples", "bench"],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],

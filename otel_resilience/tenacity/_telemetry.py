@@ -1,19 +1,21 @@
 """What the tenacity wrappers record: one object per ``instrument()``, closed over by the wrappers.
 
 Each retried operation has one tenacity ``RetryCallState`` (decorated functions copy their
-``Retrying`` on every call, but make one state per call), so an :class:`Operation` is found through
-a weak reference to it. Nothing is stored on tenacity's objects: they stay picklable and their
-``__dict__`` stays the application's. An ``Operation`` holds no strong reference to the state, the
-retried function, its arguments or its exceptions (whose tracebacks lead back to the state), so a
-loop the application leaves early frees the state, and the weak reference's callback says so. That
-callback may run inside the garbage collector, and so may a generator closed inside ``with
-attempt:``: there nothing is done but queueing; the queue runs when the next operation starts.
+``Retrying`` on every call, but make one state per call), so an :class:`Operation` is found by
+the state's ``id()``, which a weak reference to the state keeps unambiguous. Nothing is stored on
+tenacity's objects: they stay picklable and their ``__dict__`` stays the application's. An
+``Operation`` holds no strong reference to the state, the retried function, its arguments or its
+exceptions (whose tracebacks lead back to the state), so a loop the application leaves early frees
+the state, and the weak reference's callback says so. That callback may run inside the garbage
+collector, and so may a generator closed inside ``with attempt:``: there nothing is done but
+queueing; the queue runs when the next operation starts.
 """
 
 from __future__ import annotations
 
 import inspect
 import weakref
+from concurrent.futures._base import FINISHED
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
@@ -63,6 +65,9 @@ _SKIPPED_PACKAGES = ("tenacity", "stamina", "wrapt", "otel_resilience", "context
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 _DELEGATING_NAMES = frozenset({"__enter__", "__aenter__", "enter_context", "enter_async_context"})
 _DELEGATING_MODULES = ("wrapt", "contextlib")
+_ERROR = Status(StatusCode.ERROR)  # read-only: one for every span
+_SUCCESS = AttemptOutcome.SUCCESS.value
+_FAILURE = AttemptOutcome.FAILURE.value
 _OUTCOMES = {
     (False, False): RetryOutcome.SUCCESS_WITHOUT_RETRY.value,
     (False, True): RetryOutcome.SUCCESS_WITH_RETRY.value,
@@ -90,6 +95,37 @@ class RetryCallInfo:
     """The attempt's exception, or the exception the operation raised; None otherwise."""
 
 
+class ReportedName:
+    """An operation name as reported (``_OTHER`` past the cardinality cap) and its metric attribute sets.
+
+    Each set is built once: recording passes the same dictionaries every time.
+    """
+
+    __slots__ = ("_by_outcome", "attempt_span_name", "attributes", "value")
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+        self.attempt_span_name = f"{value} attempt"
+        self.attributes = {RETRY_NAME: value}
+        self._by_outcome: dict[tuple[str, str | None], dict[str, str]] = {}
+
+    def attributes_for(self, outcome: str, etype: str | None = None) -> dict[str, str]:
+        attributes = self._by_outcome.get((outcome, etype))
+        if attributes is None:
+            attributes = {**self.attributes, OUTCOME: outcome}
+            if etype is not None:
+                attributes[ERROR_TYPE] = etype
+            self._by_outcome[outcome, etype] = attributes
+        return attributes
+
+
+class StateRef(weakref.ref[tenacity.RetryCallState]):
+    """A weak reference to a tenacity state that knows the state's key in ``operations``."""
+
+    __slots__ = ("key",)
+    key: int
+
+
 class Operation:
     """One retried operation, from its first ``iter`` to its end."""
 
@@ -97,6 +133,7 @@ class Operation:
         "attempt",
         "attempt_ended",
         "attempt_error",
+        "attempt_error_class",
         "attempt_open",
         "attempt_span",
         "attempt_started",
@@ -106,14 +143,16 @@ class Operation:
         "name",
         "parent",
         "ref",
+        "reported",
         "span",
         "started",
         "token",
         "wall_started",
     )
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, reported: ReportedName) -> None:
+        self.reported = reported
+        self.name = reported.value
         self.span: Span | None = None
         self.parent: Context | None = None  # the context of attempt spans: the operation span's
         # The last time tenacity reported progress: where a loop left early ends.
@@ -127,10 +166,11 @@ class Operation:
         # error.type of the exception that ended the current attempt, kept for a loop left early,
         # when tenacity's state (and the exception) is gone.
         self.attempt_error: str | None = None
+        self.attempt_error_class: type[BaseException] | None = None  # to reuse attempt_error
         self.last_error: str | None = None  # error.type of the last finished attempt, None if it succeeded
         self.token: object | None = None  # the call forms' current attempt span, until the attempt ends
         self.closing = False
-        self.ref: weakref.ref[tenacity.RetryCallState] | None = None
+        self.ref: StateRef | None = None
 
     def wall(self, instant: float) -> int:
         """Span timestamp of a ``perf_counter()`` reading: one clock for all of the operation's spans."""
@@ -161,8 +201,14 @@ def _in_generator(caller: FrameType) -> bool:
 
 def _outcome_error(retry_state: tenacity.RetryCallState | None) -> BaseException | None:
     future = None if retry_state is None else retry_state.outcome
+    if future is None:
+        return None
+    if future._state == FINISHED:
+        # A finished future never changes again: read it without the lock exception() takes,
+        # which costs more than the rest of judging an attempt.
+        return future._exception
     # timeout=0: a future that is not finished raises at once instead of blocking the application.
-    return None if future is None else future.exception(timeout=0)
+    return future.exception(timeout=0)
 
 
 def _retried(retrying: tenacity.BaseRetrying) -> bool:
@@ -210,22 +256,27 @@ class RetryTelemetry:
         self.exception_messages = settings.exception_messages
         self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self._cap = NameCap(settings.max_names, "retry")
-        self._attributes: dict[tuple[str, str | None, str | None], dict[str, str]] = {}
-        self._operations: dict[weakref.ref[tenacity.RetryCallState], Operation] = {}
+        self._reported: dict[str, ReportedName] = {}  # by value: at most max_names and _OTHER
+        self._on_release = self._released  # one bound method for all weak references
+        self.operations: dict[int, Operation] = {}
+        """In progress, by ``id()`` of their state. An entry goes when its operation ends or when its
+        state is freed (the weak reference's callback runs before the memory can hold another
+        object), so no key ever names two states: finding needs no weak reference."""
 
     # -- finding and starting operations --------------------------------------------------------
 
     def find(self, retry_state: tenacity.RetryCallState) -> Operation | None:
-        if not self._operations:  # the common case outside retries in progress: no weak reference made
-            return None
-        return self._operations.get(weakref.ref(retry_state))
+        return self.operations.get(id(retry_state))
 
     def start(self, retrying: tenacity.BaseRetrying, retry_state: Any) -> Operation | None:
-        """The operation ``iter`` is deciding for, new at its first call; None to record nothing."""
-        if not isinstance(retry_state, tenacity.RetryCallState) or not self.live():
+        """The operation ``iter`` is deciding for, new at its first call; None to record nothing.
+
+        The wrapper calls it only once :attr:`live` said something can record.
+        """
+        if not isinstance(retry_state, tenacity.RetryCallState):
             return None
         try:
-            operation = self.find(retry_state)
+            operation = self.operations.get(id(retry_state))
             if operation is not None:
                 # Closing: tenacity winds down a closed generator, maybe inside the collector.
                 return None if operation.closing else operation
@@ -234,7 +285,8 @@ class RetryTelemetry:
             # drive an ended state on, and so can a generator the collector closes).
             if retry_state.attempt_number != 1 or retry_state.outcome is not None:
                 return None
-            if not is_instrumentation_enabled():
+            # An empty context suppresses nothing: the common case skips the two look-ups.
+            if context.get_current() and not is_instrumentation_enabled():
                 return None
             if _pending:  # queued by the collector: a new operation starts in the app's own code
                 run_deferred()
@@ -244,7 +296,14 @@ class RetryTelemetry:
             return None
 
     def _begin(self, retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> Operation:
-        operation = Operation(self._cap(self._name(retrying, retry_state)))
+        name = self._name(retrying, retry_state)
+        reported = self._reported.get(name)
+        if reported is None:  # a name past the cap, or a new one
+            value = self._cap(name)
+            reported = self._reported.get(value)
+            if reported is None:
+                reported = self._reported[value] = ReportedName(value)
+        operation = Operation(reported)
         if self.tracer is not None:
             operation.span = self.tracer.start_span(
                 operation.name,
@@ -253,8 +312,9 @@ class RetryTelemetry:
                 start_time=operation.wall_started,
             )
             operation.parent = trace.set_span_in_context(operation.span)
-        operation.ref = weakref.ref(retry_state, self._released)
-        self._operations[operation.ref] = operation
+        operation.ref = StateRef(retry_state, self._on_release)
+        operation.ref.key = id(retry_state)
+        self.operations[operation.ref.key] = operation
         return operation
 
     @staticmethod
@@ -323,11 +383,11 @@ class RetryTelemetry:
         operation.attempt = number
         operation.attempt_open = True
         operation.attempt_started = operation.last_seen = perf_counter()
-        operation.attempt_ended = operation.attempt_error = None
+        operation.attempt_ended = operation.attempt_error = operation.attempt_error_class = None
         if self.tracer is None:
             return
         span = self.tracer.start_span(
-            f"{operation.name} attempt",
+            operation.reported.attempt_span_name,
             operation.parent,
             SpanKind.INTERNAL,
             attributes={RETRY_NAME: operation.name, RETRY_ATTEMPT: number},
@@ -342,7 +402,7 @@ class RetryTelemetry:
     def attempt_ended(self, retry_state: tenacity.RetryCallState, exc: BaseException | None) -> None:
         """``set_result``/``set_exception``: the attempt ran; ``iter`` may judge it later, or never."""
         try:
-            operation = self.find(retry_state)
+            operation = self.operations.get(id(retry_state))
             if operation is None or not operation.attempt_open:
                 return
             operation.attempt_ended = operation.last_seen = perf_counter()
@@ -353,7 +413,10 @@ class RetryTelemetry:
                 # loop left early, from the deferred queue once tenacity releases its state.
                 operation.closing = True
                 return
-            operation.attempt_error = None if exc is None else error_type(exc)
+            if exc is None:
+                operation.attempt_error = operation.attempt_error_class = None
+            else:
+                operation.attempt_error, operation.attempt_error_class = error_type(exc), type(exc)
             if token is not None:
                 context.detach(token)  # type: ignore[arg-type]
         except Exception as fault:
@@ -373,14 +436,19 @@ class RetryTelemetry:
         operation.attempt_open = False
         ended = operation.attempt_ended if operation.attempt_ended is not None else perf_counter()
         if failed and etype is None:
-            etype = REJECTED_RESULT if error is None else error_type(error)
+            if error is None:
+                etype = REJECTED_RESULT
+            elif type(error) is operation.attempt_error_class:
+                etype = operation.attempt_error  # named already when the attempt ended
+            else:
+                etype = error_type(error)
         operation.last_error = etype if failed else None
-        outcome = (AttemptOutcome.FAILURE if failed else AttemptOutcome.SUCCESS).value
-        attributes = self._attributes_for(operation.name, outcome, operation.last_error)
+        outcome = _FAILURE if failed else _SUCCESS
+        attributes = operation.reported.attributes_for(outcome, operation.last_error)
         self.attempts.add(1, attributes)
         self.attempt_duration.record(ended - operation.attempt_started, attributes)
         if backoff is not None:
-            self.backoff.record(backoff, self._attributes_for(operation.name))
+            self.backoff.record(backoff, operation.reported.attributes)
         span, operation.attempt_span = operation.attempt_span, None
         if span is None:
             return
@@ -390,13 +458,10 @@ class RetryTelemetry:
             if error is not None:
                 record_exception(span, error, self.exception_messages, end)
             if failed:
-                span.set_status(Status(StatusCode.ERROR))
+                span.set_status(_ERROR)
             if backoff is not None:
                 span.add_event(BACKOFF_EVENT, {RETRY_BACKOFF: backoff}, timestamp=end)
-            info = RetryCallInfo(
-                retry_state, operation.name, operation.attempt, operation.attempt, outcome, error
-            )
-            self._call_hook(span, info)
+            self._call_hook(span, retry_state, operation, operation.attempt, outcome, error)
         span.end(end)
 
     # -- the end of an operation ----------------------------------------------------------------
@@ -411,16 +476,17 @@ class RetryTelemetry:
         ended: float | None = None,
     ) -> None:
         if operation.ref is not None:
-            self._operations.pop(operation.ref, None)
+            self.operations.pop(operation.ref.key, None)
+            operation.ref = None  # gone with its callback: nothing to do when tenacity frees the state
         if ended is None:
             ended = perf_counter()
         elapsed = ended - operation.started
         attempts = operation.attempt
         outcome = _OUTCOMES[failed, attempts > 1]
-        attributes = self._attributes_for(operation.name, outcome, etype)
+        attributes = operation.reported.attributes_for(outcome, etype)
         self.calls.add(1, attributes)
         self.call_duration.record(elapsed, attributes)
-        self.call_attempts.record(attempts, self._attributes_for(operation.name, outcome))
+        self.call_attempts.record(attempts, operation.reported.attributes_for(outcome))
         span = operation.span
         if span is None:
             return
@@ -428,14 +494,15 @@ class RetryTelemetry:
             span.set_attributes(attributes)
             span.set_attribute(RETRY_ATTEMPTS, attempts)
             if failed:
-                span.set_status(Status(StatusCode.ERROR))
-            self._call_hook(span, RetryCallInfo(retry_state, operation.name, None, attempts, outcome, error))
+                span.set_status(_ERROR)
+            self._call_hook(span, retry_state, operation, None, outcome, error)
         span.end(operation.wall(ended))
 
-    def _released(self, ref: weakref.ref[tenacity.RetryCallState]) -> None:
+    def _released(self, ref: StateRef) -> None:
         """Weak reference callback, maybe inside the garbage collector: only queue work."""
-        operation = self._operations.pop(ref, None)
+        operation = self.operations.pop(ref.key, None)
         if operation is not None:
+            operation.ref = None  # its key may name a new state from now on
             defer(partial(self._abandoned, operation))
 
     def _abandoned(self, operation: Operation) -> None:
@@ -455,26 +522,22 @@ class RetryTelemetry:
 
     # -- helpers --------------------------------------------------------------------------------
 
-    def _attributes_for(
-        self, name: str, outcome: str | None = None, etype: str | None = None
-    ) -> dict[str, str]:
-        key = (name, outcome, etype)
-        attributes = self._attributes.get(key)
-        if attributes is None:
-            attributes = {RETRY_NAME: name}
-            if outcome is not None:
-                attributes[OUTCOME] = outcome
-            if etype is not None:
-                attributes[ERROR_TYPE] = etype
-            self._attributes[key] = attributes
-        return attributes
-
-    def _call_hook(self, span: Span, info: RetryCallInfo) -> None:
-        if self.span_hook is not None:
-            try:
-                self.span_hook(span, info)
-            except Exception as fault:
-                report_fault("span_hook", fault)
+    def _call_hook(
+        self,
+        span: Span,
+        retry_state: tenacity.RetryCallState | None,
+        operation: Operation,
+        attempt: int | None,
+        outcome: str,
+        error: BaseException | None,
+    ) -> None:
+        if self.span_hook is None:
+            return
+        info = RetryCallInfo(retry_state, operation.name, attempt, operation.attempt, outcome, error)
+        try:
+            self.span_hook(span, info)
+        except Exception as fault:
+            report_fault("span_hook", fault)
 
     # -- the attempt span as the current span in ``with attempt:`` -------------------------------
 

@@ -14,12 +14,17 @@ the for-attempt forms ``__iter__`` and ``__anext__``) asks ``iter`` what to do n
   is the current span inside ``with attempt:``. The ``with`` statement brackets the body, so this
   nests with the application's own context changes, and each asyncio task entering its attempt
   (even of one shared ``AsyncRetrying``) attaches and detaches in its own context.
+
+Until something can record (no SDK configured), only ``iter`` is wrapped, to notice one: the other
+hooks would cost every attempt a wrapt call or three (about what tenacity's own bookkeeping of an
+attempt costs) for nothing. ``iter`` installs them before the first operation it records starts.
 """
 
 from __future__ import annotations
 
 import inspect
 import sys
+import threading
 from typing import Any, Callable
 
 import tenacity
@@ -28,23 +33,56 @@ from wrapt import wrap_function_wrapper
 
 from otel_resilience._deferred import run_deferred
 from otel_resilience._faults import report_fault
+from otel_resilience._liveness import Liveness
 from otel_resilience._settings import resolve_settings
 from otel_resilience.tenacity._telemetry import RetryTelemetry, leave_attempt
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+Targets = list[tuple[type, str, Wrapper]]
 
 _wrapped: list[tuple[type, str]] = []
+_lock = threading.Lock()  # wrapping and unwrapping: attempt hooks are installed from any thread
 
 
-def _retry_state(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return kwargs.get("retry_state", args[0] if args else None)
+class AttemptHooks:
+    """The hook points only the attempts of recorded operations need: installed once, if ever."""
+
+    def __init__(self, targets: Targets) -> None:
+        self._targets: Targets | None = targets
+        self.installed = False
+
+    def install(self) -> None:
+        with _lock:
+            if self._targets is not None:  # None: installed, or uninstrumented meanwhile
+                _wrap(self._targets)
+                self._targets = None
+            self.installed = True
+
+    def cancel(self) -> None:
+        """Never install them (call with ``_lock`` held)."""
+        self._targets = None
 
 
-def _iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
+_attempt_hooks: list[AttemptHooks] = []
+
+
+def _wrap(targets: Targets) -> None:
+    for owner, attribute, wrapper in targets:
+        wrap_function_wrapper(owner, attribute, wrapper)
+        _wrapped.append((owner, attribute))
+
+
+def _iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: AttemptHooks) -> Wrapper:
+    live = telemetry.live
+
     def iter(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        retry_state = _retry_state(args, kwargs)
+        if not (live.live or live()):  # first and cheapest: without an SDK, nothing else runs
+            return wrapped(*args, **kwargs)
+        if not attempt_hooks.installed:
+            attempt_hooks.install()
+        retry_state: Any = kwargs.get("retry_state", args[0] if args else None)
         operation = telemetry.start(instance, retry_state)
         if operation is None:
             return wrapped(*args, **kwargs)
@@ -59,11 +97,17 @@ def _iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
     return iter
 
 
-def _async_iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
+def _async_iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: AttemptHooks) -> Wrapper:
+    live = telemetry.live
+
     async def iter(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        retry_state = _retry_state(args, kwargs)
+        if not (live.live or live()):
+            return await wrapped(*args, **kwargs)
+        if not attempt_hooks.installed:
+            attempt_hooks.install()
+        retry_state: Any = kwargs.get("retry_state", args[0] if args else None)
         operation = telemetry.start(instance, retry_state)
         if operation is None:
             return await wrapped(*args, **kwargs)
@@ -79,13 +123,16 @@ def _async_iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
 
 
 def _ended_wrapper(telemetry: RetryTelemetry, failed: bool) -> Wrapper:
+    operations = telemetry.operations
+
     def ended(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         result = wrapped(*args, **kwargs)
-        # set_exception(exc_info) took its argument without complaint: it is a (type, value, tb).
-        exc = (kwargs["exc_info"] if "exc_info" in kwargs else args[0])[1] if failed else None
-        telemetry.attempt_ended(instance, exc)
+        if operations:  # none in progress (always so without an SDK): no attempt of ours ended
+            # set_exception(exc_info) took its argument without complaint: it is a (type, value, tb).
+            exc = (kwargs["exc_info"] if "exc_info" in kwargs else args[0])[1] if failed else None
+            telemetry.attempt_ended(instance, exc)
         return result
 
     return ended
@@ -111,29 +158,38 @@ def _exit(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwa
 
 
 def instrument(kwargs: dict[str, Any]) -> None:
-    telemetry = RetryTelemetry(resolve_settings(kwargs))
-    targets: list[tuple[type, str, Wrapper]] = [
-        (tenacity.BaseRetrying, "iter", _iter_wrapper(telemetry)),
+    settings = resolve_settings(kwargs)
+    telemetry = RetryTelemetry(settings)
+    attempt_targets: Targets = [
         (tenacity.RetryCallState, "set_result", _ended_wrapper(telemetry, failed=False)),
         (tenacity.RetryCallState, "set_exception", _ended_wrapper(telemetry, failed=True)),
     ]
-    # tenacity >= 8.3: AsyncRetrying has an `async def iter` of its own (before, it used the sync one).
-    if inspect.iscoroutinefunction(vars(tenacity.AsyncRetrying).get("iter")):
-        targets.append((tenacity.AsyncRetrying, "iter", _async_iter_wrapper(telemetry)))
     if telemetry.tracer is not None:
         enter = _enter_wrapper(telemetry)
-        targets += [
+        attempt_targets += [
             (tenacity.AttemptManager, "__enter__", enter),
             (tenacity.AttemptManager, "__exit__", _exit),
         ]
         if "__aenter__" in vars(tenacity.AttemptManager):  # its __aexit__ calls __exit__
-            targets.append((tenacity.AttemptManager, "__aenter__", enter))
-    for owner, attribute, wrapper in targets:
-        wrap_function_wrapper(owner, attribute, wrapper)
-        _wrapped.append((owner, attribute))
+            attempt_targets.append((tenacity.AttemptManager, "__aenter__", enter))
+    attempt_hooks = AttemptHooks(attempt_targets)
+    targets: Targets = [(tenacity.BaseRetrying, "iter", _iter_wrapper(telemetry, attempt_hooks))]
+    # tenacity >= 8.3: AsyncRetrying has an `async def iter` of its own (before, it used the sync one).
+    if inspect.iscoroutinefunction(vars(tenacity.AsyncRetrying).get("iter")):
+        targets.append((tenacity.AsyncRetrying, "iter", _async_iter_wrapper(telemetry, attempt_hooks)))
+    with _lock:
+        _wrap(targets)
+        _attempt_hooks.append(attempt_hooks)
+    # An SDK configured already (always so under opentelemetry-instrument): no need to wait. A check
+    # of its own: telemetry.live looks again no sooner than a second after its first look.
+    if Liveness(settings.tracer_provider, settings.meter_provider, spans=telemetry.tracer is not None)():
+        attempt_hooks.install()
 
 
 def uninstrument() -> None:
-    while _wrapped:
-        unwrap(*_wrapped.pop())
+    with _lock:
+        while _attempt_hooks:
+            _attempt_hooks.pop().cancel()
+        while _wrapped:
+            unwrap(*_wrapped.pop())
     run_deferred()

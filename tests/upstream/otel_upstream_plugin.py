@@ -20,6 +20,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+INSTRUMENTORS = {
+    "pybreaker": ("otel_resilience.pybreaker", "PyBreakerInstrumentor"),
+    "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
+}
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()
 
@@ -29,10 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     tracer_provider.add_span_processor(SimpleSpanProcessor(_spans))
     meter_provider = MeterProvider(metric_readers=[_reader])
     for library in os.environ.get("OTEL_UPSTREAM_LIBRARIES", "pybreaker,tenacity").split(","):
-        module = importlib.import_module(f"otel_resilience.{library.strip()}")
-        instrumentor = next(
-            v for k, v in vars(module).items() if k.endswith("Instrumentor") and k != "BaseInstrumentor"
-        )
+        module_name, class_name = INSTRUMENTORS[library.strip()]
+        instrumentor = getattr(importlib.import_module(module_name), class_name)
         instrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     _warm_up()
 
