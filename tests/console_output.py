@@ -21,12 +21,13 @@ class ConsoleRun:
     stderr: str = ""
 
     def metric_values(self, name: str, *keys: str) -> dict[tuple[Any, ...], float]:
-        """Values (or histogram counts) of the last export, summed by the given attributes."""
+        """Values (or histogram counts) of the last export, summed by the given attributes; zeros left out
+        (the instrumentation reports some series at 0 before they first count)."""
         values: dict[tuple[Any, ...], float] = {}
         for point in self.metrics.get(name, []):
             key = tuple(point["attributes"].get(k) for k in keys)
             values[key] = values.get(key, 0) + point.get("value", point.get("count"))
-        return values
+        return {k: v for k, v in values.items() if v}
 
 
 def run_instrumented(script: str, *, env: dict[str, str] | None = None) -> ConsoleRun:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pybreaker
 from opentelemetry import context, trace
-from opentelemetry.metrics import CallbackOptions, Observation, get_meter
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_resilience._deferred import defer, run_deferred
 from otel_resilience._exceptions import record_exception
 from otel_resilience._faults import error_type, logger, report_fault
 from otel_resilience._instruments import create_instrument
-from otel_resilience._liveness import Liveness
 from otel_resilience._names import NameCap, code_site
+from otel_resilience._recorder import Recorder
 from otel_resilience.contract import (
     BREAKER_CALL_DURATION,
     BREAKER_CALLS,
@@ -39,7 +39,6 @@ from otel_resilience.contract import (
     BreakerOutcome,
     BreakerState,
 )
-from otel_resilience.version import __version__
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
@@ -132,24 +131,17 @@ class _Verdicts(threading.local):
         return None
 
 
-class BreakerTelemetry:
+class BreakerTelemetry(Recorder[BreakerCallInfo]):
     """Tracer, instruments and breaker registry of one ``instrument()`` call."""
 
     def __init__(self, settings: Settings[BreakerCallInfo]) -> None:
-        self.tracer = (
-            None
-            if settings.metrics_only
-            else trace.get_tracer(__name__, __version__, settings.tracer_provider)
-        )
-        meter = get_meter(__name__, __version__, settings.meter_provider)
+        super().__init__(settings, __name__)
+        meter = self.meter
         self.calls = create_instrument(meter, BREAKER_CALLS)
         self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
         create_instrument(meter, BREAKER_STATE_METRIC, [_observe_states])
         create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [_observe_failures])
-        self.span_hook = settings.span_hook
-        self.exception_messages = settings.exception_messages
-        self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self.verdicts = _Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
         # them. Reading the storage at collection time would be a round trip that blocks metric
@@ -197,14 +189,17 @@ class BreakerTelemetry:
         with a value already above 0 loses that first count. Series that start at 0 lose nothing.
         """
         reported = self._cap(name)
-        for state, outcome, etype in _COUNTED_FROM_ZERO:
-            attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, OUTCOME: outcome}
-            if etype is not None:
-                attributes[ERROR_TYPE] = etype
-            self.calls.add(0, attributes)
-        for previous, state in _TRANSITIONS_FROM_ZERO:
-            attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous}
-            self.transitions.add(0, attributes)
+        try:
+            for state, outcome, etype in _COUNTED_FROM_ZERO:
+                attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, OUTCOME: outcome}
+                if etype is not None:
+                    attributes[ERROR_TYPE] = etype
+                self.calls.add(0, attributes)
+            for previous, state in _TRANSITIONS_FROM_ZERO:
+                attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous}
+                self.transitions.add(0, attributes)
+        except Exception as fault:  # the call's span and other metrics still go ahead
+            report_fault("pybreaker series initialisation", fault)
         return reported
 
     # -- calls ----------------------------------------------------------------------------------
@@ -285,11 +280,7 @@ class BreakerTelemetry:
             record_exception(span, error, self.exception_messages)
             if outcome != BreakerOutcome.IGNORED.value:
                 span.set_status(Status(StatusCode.ERROR))
-        if self.span_hook is not None:
-            try:
-                self.span_hook(span, BreakerCallInfo(call.breaker, call.name, call.state, outcome, error))
-            except Exception as fault:
-                report_fault("span_hook", fault)
+        self.call_hook(span, lambda: BreakerCallInfo(call.breaker, call.name, call.state, outcome, error))
         span.end(end_time)
 
     def follow(self, generator: Generator[Any, Any, Any], call: ActiveCall) -> Generator[Any, Any, Any]:

@@ -25,15 +25,14 @@ from typing import TYPE_CHECKING, Any
 import tenacity
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.metrics import get_meter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_resilience._deferred import _pending, defer, run_deferred
 from otel_resilience._exceptions import record_exception
 from otel_resilience._faults import error_type, report_fault
 from otel_resilience._instruments import create_instrument
-from otel_resilience._liveness import Liveness
 from otel_resilience._names import NameCap, code_site
+from otel_resilience._recorder import Recorder
 from otel_resilience.contract import (
     BACKOFF_EVENT,
     ERROR_TYPE,
@@ -52,7 +51,6 @@ from otel_resilience.contract import (
     AttemptOutcome,
     RetryOutcome,
 )
-from otel_resilience.version import __version__
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -236,25 +234,18 @@ def _stamina_name(retrying: tenacity.BaseRetrying) -> str | None:
     return None
 
 
-class RetryTelemetry:
+class RetryTelemetry(Recorder[RetryCallInfo]):
     """Tracer, instruments and operations in progress of one ``instrument()`` call."""
 
     def __init__(self, settings: Settings[RetryCallInfo]) -> None:
-        self.tracer = (
-            None
-            if settings.metrics_only
-            else trace.get_tracer(__name__, __version__, settings.tracer_provider)
-        )
-        meter = get_meter(__name__, __version__, settings.meter_provider)
+        super().__init__(settings, __name__)
+        meter = self.meter
         self.calls = create_instrument(meter, RETRY_CALLS)
         self.attempts = create_instrument(meter, RETRY_ATTEMPTS_METRIC)
         self.attempt_duration = create_instrument(meter, RETRY_ATTEMPT_DURATION)
         self.call_duration = create_instrument(meter, RETRY_CALL_DURATION)
         self.call_attempts = create_instrument(meter, RETRY_CALL_ATTEMPTS)
         self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
-        self.span_hook = settings.span_hook
-        self.exception_messages = settings.exception_messages
-        self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
         self._cap = NameCap(settings.max_names, "retry")
         self._reported: dict[str, ReportedName] = {}  # by value: at most max_names and _OTHER
         self._on_release = self._released  # one bound method for all weak references
@@ -302,7 +293,7 @@ class RetryTelemetry:
             value = self._cap(name)
             reported = self._reported.get(value)
             if reported is None:
-                reported = self._reported[value] = ReportedName(value)
+                reported = self._reported[value] = self._first_seen(value)
         operation = Operation(reported)
         if self.tracer is not None:
             operation.span = self.tracer.start_span(
@@ -316,6 +307,22 @@ class RetryTelemetry:
         operation.ref.key = id(retry_state)
         self.operations[operation.ref.key] = operation
         return operation
+
+    def _first_seen(self, value: str) -> ReportedName:
+        """Report a new operation's success counters at 0 before they first count.
+
+        Prometheus computes rate() and increase() from the samples it has: a series that appears
+        with a value already above 0 loses that first count. Series that start at 0 lose nothing
+        (failures carry an error.type not known in advance).
+        """
+        reported = ReportedName(value)
+        try:
+            for outcome in (RetryOutcome.SUCCESS_WITHOUT_RETRY, RetryOutcome.SUCCESS_WITH_RETRY):
+                self.calls.add(0, reported.attributes_for(outcome.value))
+            self.attempts.add(0, reported.attributes_for(AttemptOutcome.SUCCESS.value))
+        except Exception as fault:  # the operation's spans and other metrics still go ahead
+            report_fault("tenacity series initialisation", fault)
+        return reported
 
     @staticmethod
     def _name(retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> str:
@@ -531,13 +538,10 @@ class RetryTelemetry:
         outcome: str,
         error: BaseException | None,
     ) -> None:
-        if self.span_hook is None:
-            return
-        info = RetryCallInfo(retry_state, operation.name, attempt, operation.attempt, outcome, error)
-        try:
-            self.span_hook(span, info)
-        except Exception as fault:
-            report_fault("span_hook", fault)
+        self.call_hook(
+            span,
+            lambda: RetryCallInfo(retry_state, operation.name, attempt, operation.attempt, outcome, error),
+        )
 
     # -- the attempt span as the current span in ``with attempt:`` -------------------------------
 
