@@ -58,6 +58,35 @@ def telemetry() -> Iterator[Telemetry]:
     tracer_provider.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def fresh_fault_log() -> None:
+    """Faults of our telemetry are logged once per process: let each test see its own."""
+    from otel_resilience import _faults
+
+    _faults._reported.clear()
+
+
+def options_fixture(instrumentor_type: type) -> Any:
+    """A fixture ``instrument(**options)`` that instruments with the test's providers and these options."""
+
+    @pytest.fixture
+    def instrument(telemetry: Telemetry) -> Iterator[Any]:
+        instrumentor = instrumentor_type()
+
+        def with_options(**options: Any) -> Telemetry:
+            providers = {
+                "tracer_provider": telemetry.tracer_provider,
+                "meter_provider": telemetry.meter_provider,
+            }
+            instrumentor.instrument(**{**providers, **options})
+            return telemetry
+
+        yield with_options
+        instrumentor.uninstrument()
+
+    return instrument
+
+
 @pytest.fixture
 def breaker_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
     """pybreaker instrumented with the test's providers for the duration of one test."""

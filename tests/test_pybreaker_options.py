@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pybreaker
@@ -11,29 +10,12 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
-from otel_resilience import _faults
 from otel_resilience import contract as c
 from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
 from otel_resilience.pybreaker._telemetry import current
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
 
-
-@pytest.fixture
-def instrument(telemetry: Telemetry) -> Iterator[Any]:
-    instrumentor = PyBreakerInstrumentor()
-
-    def with_options(**options: Any) -> Telemetry:
-        providers = {"tracer_provider": telemetry.tracer_provider, "meter_provider": telemetry.meter_provider}
-        instrumentor.instrument(**{**providers, **options})
-        return telemetry
-
-    yield with_options
-    instrumentor.uninstrument()
-
-
-@pytest.fixture(autouse=True)
-def fresh_fault_log() -> None:
-    _faults._reported.clear()
+instrument = options_fixture(PyBreakerInstrumentor)
 
 
 class Boom(Exception):

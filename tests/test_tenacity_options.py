@@ -14,10 +14,9 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from otel_resilience import _faults
 from otel_resilience import contract as c
 from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
 
 WITH_ATTEMPT = [
     (owner, name)
@@ -37,22 +36,7 @@ WRAPPED = [
 ]
 
 
-@pytest.fixture
-def instrument(telemetry: Telemetry) -> Iterator[Any]:
-    instrumentor = TenacityInstrumentor()
-
-    def with_options(**options: Any) -> Telemetry:
-        providers = {"tracer_provider": telemetry.tracer_provider, "meter_provider": telemetry.meter_provider}
-        instrumentor.instrument(**{**providers, **options})
-        return telemetry
-
-    yield with_options
-    instrumentor.uninstrument()
-
-
-@pytest.fixture(autouse=True)
-def fresh_fault_log() -> None:
-    _faults._reported.clear()
+instrument = options_fixture(TenacityInstrumentor)
 
 
 class Flaky(Exception):
