@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.metadata
+from opentelemetry.util._importlib_metadata import entry_points  # group= on Python 3.9 too
 
 from otel_resilience import contract as c
 from tests.console_output import run_instrumented
@@ -20,7 +20,7 @@ EXPECTED_APP_OUTPUT = [
 def test_entry_points_are_declared() -> None:
     ours = {
         e.name: e.value
-        for e in importlib.metadata.entry_points(group="opentelemetry_instrumentor")
+        for e in entry_points(group="opentelemetry_instrumentor")
         if e.dist is not None and e.dist.name == "otel-resilience"
     }
     assert ours == {

@@ -20,17 +20,17 @@ APPS = {
     "tenacity": (
         "import tenacity\n"
         "calls = []\n"
-        "@tenacity.retry(wait=tenacity.wait_none(), name='only-retry')\n"
-        "def flaky():\n"
+        "@tenacity.retry(wait=tenacity.wait_none())\n"
+        "def only_retry():\n"
         "    calls.append(1)\n"
         "    if len(calls) < 2:\n"
         "        raise OSError('once')\n"
         "    return 'retry ok'\n"
-        "print(flaky())\n"
+        "print(only_retry())\n"
     ),
 }
 APP_OUTPUT = {"pybreaker": "breaker ok", "tenacity": "retry ok"}
-SPAN_NAMES = {"pybreaker": '"name": "only-breaker"', "tenacity": '"name": "only-retry"'}
+SPAN_NAMES = {"pybreaker": '"name": "only-breaker"', "tenacity": '"name": "__main__.only_retry"'}
 
 
 @pytest.mark.parametrize("library", ["pybreaker", "tenacity"])
