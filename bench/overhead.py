@@ -126,7 +126,16 @@ class Primitives:
             for spec in c.METRICS
             if spec.buckets or spec.kind is c.InstrumentKind.COUNTER
         }
-        self.breaker_attributes = {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"}
+        # The attribute sets the instrumentation records (each attribute costs the SDK per call).
+        self.breaker_attributes = {
+            False: {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"},
+            True: {
+                c.BREAKER_NAME: "bench",
+                c.BREAKER_STATE: "open",
+                c.OUTCOME: "rejected",
+                c.ERROR_TYPE: "pybreaker.CircuitBreakerError",
+            },
+        }
         # Recording an exception formats its traceback: give the primitives' exceptions the
         # tracebacks the instrumentation sees, raised through the libraries themselves.
         self.rejection = _raised_through_pybreaker()
@@ -151,7 +160,7 @@ class Primitives:
         }
 
     def breaker_call(self, rejected: bool = False) -> None:
-        attributes = self.breaker_attributes
+        attributes = self.breaker_attributes[rejected]
         if self.spans:
             span = self.tracer.start_span(
                 "bench", kind=SpanKind.INTERNAL, attributes={c.BREAKER_NAME: "bench"}
