@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import traceback
 
 logger = logging.getLogger("otel_resilience")
 
@@ -22,11 +23,13 @@ def report_fault(where: str, exc: BaseException) -> None:
             return
         _reported.add(key)
     with contextlib.suppress(Exception):
+        # The traceback goes in as text: a log record holding the exception would keep its frames,
+        # and the application's objects they refer to, alive for as long as a handler keeps records.
         logger.warning(
             "otel-resilience: telemetry failed in %s; the application is not affected and this is"
-            " logged once",
+            " logged once\n%s",
             where,
-            exc_info=exc,
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip(),
         )
 
 

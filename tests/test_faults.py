@@ -486,7 +486,10 @@ class FaultLog(logging.Handler):
         self.seen: list[tuple[str, str, type[BaseException] | None]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.seen.append((record.name, record.getMessage(), record.exc_info[0] if record.exc_info else None))
+        message = record.getMessage()
+        self.seen.append(
+            (record.name, message, record.exc_info[0] if record.exc_info else _logged_type(message))
+        )
         record.exc_info = None
 
     def faults(self) -> list[tuple[str, type[BaseException] | None]]:
@@ -494,6 +497,12 @@ class FaultLog(logging.Handler):
         return [
             (m, t) for name, m, t in self.seen if name == "otel_resilience" and m.startswith(FAULT_LOGGED)
         ]
+
+
+def _logged_type(message: str) -> type[BaseException] | None:
+    """The exception our path logged: it logs tracebacks as text, ending with ``module.Class: ...``."""
+    last_line = message.rsplit("\n", 1)[-1]
+    return TelemetryFault if last_line.startswith(f"{TelemetryFault.__module__}.TelemetryFault") else None
 
 
 @pytest.fixture

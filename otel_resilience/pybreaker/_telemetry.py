@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import pybreaker
 from opentelemetry import context, trace
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otel_resilience._deferred import defer, run_deferred
@@ -140,8 +140,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.calls = create_instrument(meter, BREAKER_CALLS)
         self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
-        create_instrument(meter, BREAKER_STATE_METRIC, [_observe_states])
-        create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [_observe_failures])
+        create_instrument(meter, BREAKER_STATE_METRIC, [partial(_observe_states, meter)])
+        create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [partial(_observe_failures, meter)])
         self.verdicts = _Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
         # them. Reading the storage at collection time would be a round trip that blocks metric
@@ -154,13 +154,16 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         # Every breaker this instrumentation knows, with the name of the code that created it
         # (used when the breaker has no name of its own).
         self._breakers: weakref.WeakKeyDictionary[pybreaker.CircuitBreaker, str] = weakref.WeakKeyDictionary()
+        self._registry_lock = threading.Lock()
         self._adopt_existing_breakers()
 
     # -- names ----------------------------------------------------------------------------------
 
     def register(self, breaker: pybreaker.CircuitBreaker) -> None:
         """Remember a new breaker and the code that created it."""
-        self._breakers[breaker] = code_site(_SKIPPED_PACKAGES)
+        site = code_site(_SKIPPED_PACKAGES)
+        with self._registry_lock:
+            self._breakers[breaker] = site
 
     def _adopt_existing_breakers(self) -> None:
         """Find breakers created before ``instrument()``; name unnamed ones after a module global."""
@@ -172,14 +175,16 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         }
         for obj in gc.get_objects():
             if isinstance(obj, pybreaker.CircuitBreaker):
-                self._breakers[obj] = globals_by_id.get(id(obj), "unknown")
+                with self._registry_lock:
+                    self._breakers[obj] = globals_by_id.get(id(obj), "unknown")
 
     def name_of(self, breaker: pybreaker.CircuitBreaker) -> str:
         name = breaker.name
         if name is None:
             name = self._breakers.get(breaker)
             if name is None:  # created while this instrumentation was off
-                name = self._breakers[breaker] = "unknown"
+                with self._registry_lock:
+                    name = self._breakers[breaker] = "unknown"
         return self._cap.known.get(name) or self._first_seen(str(name))
 
     def _first_seen(self, name: str) -> str:
@@ -210,12 +215,21 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         state = _STATES[breaker._state.name]
         span = None
         if self.tracer is not None:
-            span = self.tracer.start_span(
-                name, kind=SpanKind.INTERNAL, attributes={BREAKER_NAME: name, BREAKER_STATE: state}
-            )
-            if not span.is_recording():
-                span = None
+            try:
+                span = self.tracer.start_span(
+                    name, kind=SpanKind.INTERNAL, attributes={BREAKER_NAME: name, BREAKER_STATE: state}
+                )
+            except Exception as fault:  # the call is still counted, without a span
+                report_fault("pybreaker span start", fault)
+            else:
+                if not span.is_recording():
+                    span = None
         return ActiveCall(breaker, name, state, span)
+
+    def _known_breakers(self) -> list[pybreaker.CircuitBreaker]:
+        # Breakers are registered from any thread while the metric reader's thread observes them.
+        with self._registry_lock:
+            return list(self._breakers.keys())
 
     def classify(self, call: ActiveCall, exc: BaseException) -> tuple[str, BaseException]:
         """Outcome of a call that raised ``exc``, and the exception that explains it."""
@@ -354,7 +368,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     def observe_states(self) -> list[Observation]:
         counts: dict[str, dict[str, int]] = {}
         try:
-            for breaker in list(self._breakers.keys()):
+            for breaker in self._known_breakers():
                 per_state = counts.setdefault(self.name_of(breaker), dict.fromkeys(_STATES.values(), 0))
                 per_state[_STATES[breaker._state.name]] += 1
         except Exception as fault:
@@ -368,7 +382,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     def observe_failures(self) -> list[Observation]:
         failures: dict[str, int] = {}
         try:
-            for breaker in list(self._breakers.keys()):
+            for breaker in self._known_breakers():
                 storage = breaker._state_storage
                 count = (
                     storage.counter
@@ -386,17 +400,19 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
 
 # A meter keeps the callbacks of its observable instruments for its lifetime, and returns the
 # existing instrument when one of the same name is created again. The callbacks therefore read
-# whichever telemetry is current, so instrument/uninstrument cycles neither leak nor go stale.
+# whichever telemetry is current if it records to their meter (an SDK meter provider hands out one
+# meter per scope): instrument/uninstrument cycles neither leak, nor go stale, nor report to a
+# meter provider that is no longer the instrumentation's.
 current: list[BreakerTelemetry] = []
 
 
-def _observe_states(options: CallbackOptions) -> Iterable[Observation]:
+def _observe_states(meter: Meter, options: CallbackOptions) -> Iterable[Observation]:
     run_deferred()
-    return current[0].observe_states() if current else ()
+    return current[0].observe_states() if current and current[0].meter is meter else ()
 
 
-def _observe_failures(options: CallbackOptions) -> Iterable[Observation]:
-    return current[0].observe_failures() if current else ()
+def _observe_failures(meter: Meter, options: CallbackOptions) -> Iterable[Observation]:
+    return current[0].observe_failures() if current and current[0].meter is meter else ()
 
 
 def attach(span: Span | None) -> object | None:

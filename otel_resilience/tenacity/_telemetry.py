@@ -296,13 +296,16 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 reported = self._reported[value] = self._first_seen(value)
         operation = Operation(reported)
         if self.tracer is not None:
-            operation.span = self.tracer.start_span(
-                operation.name,
-                kind=SpanKind.INTERNAL,
-                attributes={RETRY_NAME: operation.name},
-                start_time=operation.wall_started,
-            )
-            operation.parent = trace.set_span_in_context(operation.span)
+            try:
+                operation.span = self.tracer.start_span(
+                    operation.name,
+                    kind=SpanKind.INTERNAL,
+                    attributes={RETRY_NAME: operation.name},
+                    start_time=operation.wall_started,
+                )
+                operation.parent = trace.set_span_in_context(operation.span)
+            except Exception as fault:  # the operation is still counted, without spans
+                report_fault("tenacity span start", fault)
         operation.ref = StateRef(retry_state, self._on_release)
         operation.ref.key = id(retry_state)
         self.operations[operation.ref.key] = operation
@@ -523,7 +526,10 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             if operation.attempt_ended is None:  # left before the attempt's body ran
                 operation.attempt_ended = operation.last_seen
             error = operation.attempt_error
-            self._end_attempt(operation, None, error is not None, None, etype=error)
+            try:
+                self._end_attempt(operation, None, error is not None, None, etype=error)
+            except Exception as fault:  # the operation's own metrics are still recorded
+                report_fault("tenacity attempt telemetry", fault)
         error = operation.last_error
         self._finish(operation, None, error is not None, error, None, operation.last_seen)
 
