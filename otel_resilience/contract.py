@@ -341,6 +341,19 @@ def render_markdown() -> str:
         " every breaker transition, on the span active at the time or on a short span of its own.",
         f"- Event `{BACKOFF_EVENT}` (`{RETRY_BACKOFF}`, seconds): each backoff, on the attempt that failed.",
         "",
+        "## Reading rates",
+        "",
+        "Prometheus computes `rate()` and `increase()` from the samples it scraped, so what a counter"
+        " series counted before its first scrape is missing from them (the `_total` values themselves"
+        " are exact). To keep that from hiding a breaker's first trip, each breaker's success, rejected"
+        " and transition series, and each retried operation's success series, are reported at 0 when the"
+        " breaker is first collected or called and when the operation first runs. What happens before"
+        " that zero has been exported (`OTEL_METRIC_EXPORT_INTERVAL`, 60 s by default) and scraped"
+        " still escapes the rate panels:"
+        " a breaker that trips within a minute of the process starting shows fewer rejections in"
+        " *Rejected calls* than it made. Failures carry an `error.type` not known in advance, so their"
+        " series start with their first failure.",
+        "",
     ]
     return "\n".join(lines)
 
