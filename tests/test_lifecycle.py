@@ -88,6 +88,11 @@ PYBREAKER_HOOKS = [
     (pybreaker.CircuitRedisStorage, "increment_counter"),
     (pybreaker.CircuitRedisStorage, "reset_counter"),
 ]
+PYBREAKER_RECORDED_CALL_HOOKS = {
+    (pybreaker.CircuitBreaker, "is_system_error"),
+    (pybreaker.CircuitBreakerState, "call"),
+}
+PYBREAKER_HOOKS_WITHOUT_SDK = [hook for hook in PYBREAKER_HOOKS if hook not in PYBREAKER_RECORDED_CALL_HOOKS]
 TENACITY_ITER_HOOKS = [(owner, name) for owner, name in TENACITY_HOOKS if name == "iter"]
 
 
@@ -108,7 +113,7 @@ class Library:
     modules: tuple[Any, ...]
     hooks: list[tuple[type, str]]
     hooks_without_sdk: list[tuple[type, str]]
-    """What is wrapped while nothing can record (tenacity's attempt hooks wait for an SDK)."""
+    """What is wrapped while nothing can record (the hooks only recorded calls need wait for an SDK)."""
     call: Callable[[], object]
     spans_per_call: int
     """Spans of one call: a breaker call span; an operation span and its attempt span."""
@@ -122,7 +127,7 @@ LIBRARIES = [
         PyBreakerInstrumentor,
         (pybreaker,),
         PYBREAKER_HOOKS,
-        PYBREAKER_HOOKS,
+        PYBREAKER_HOOKS_WITHOUT_SDK,
         lambda: BREAKER.call(int),
         1,
     ),

@@ -176,33 +176,54 @@ def test_faults_never_reach_the_app(
 
 
 NO_SDK_THEN_SDK = """
-import time, pybreaker
+import collections, json, time, pybreaker
 from opentelemetry import metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 
+def fail(exc):
+    raise exc
+
 PyBreakerInstrumentor().instrument()
-breaker = pybreaker.CircuitBreaker(name="late")
+breaker = pybreaker.CircuitBreaker(name="late", exclude=[KeyError])
 for _ in range(100):
     breaker.call(lambda: None)  # no SDK yet: nothing can record, nothing is done
+unwrapped = [hasattr(pybreaker.CircuitBreakerState.call, "__wrapped__"),
+             hasattr(pybreaker.CircuitBreaker.is_system_error, "__wrapped__")]
 reader = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
 time.sleep(1.1)
 for _ in range(7):
     breaker.call(lambda: None)
-data = reader.get_metrics_data()
-print(sum(p.value for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
-          if m.name == "resilience.circuit_breaker.calls" for p in m.data.data_points))
+for exc in (ValueError(), ValueError(), KeyError()):
+    try:
+        breaker.call(fail, exc)
+    except Exception:
+        pass
+outcomes = collections.Counter()
+for rm in reader.get_metrics_data().resource_metrics:
+    for sm in rm.scope_metrics:
+        for m in sm.metrics:
+            if m.name == "resilience.circuit_breaker.calls":
+                for p in m.data.data_points:
+                    outcomes[p.attributes["resilience.outcome"]] += p.value
+print(json.dumps({"wrapped before an SDK": unwrapped, "outcomes": outcomes}))
 """
 
 
 def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
+    """Until an SDK is set, the hooks only recorded calls need stay off; once set, calls are recorded
+    with pybreaker's own verdict on each exception."""
+    import json
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-c", NO_SDK_THEN_SDK], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "7", done.stderr
+    assert json.loads(done.stdout) == {
+        "wrapped before an SDK": [False, False],
+        "outcomes": {"success": 7, "failure": 2, "ignored": 1, "rejected": 0},
+    }, done.stderr
 
 
 def test_exception_messages_can_be_kept_out_of_spans(instrument: Any) -> None:

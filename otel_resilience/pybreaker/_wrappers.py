@@ -11,6 +11,10 @@ look ``breaker.call`` up at call time. Hook points:
 - ``CircuitBreaker.__init__``: a new breaker and the code that created it;
 - ``CircuitRedisStorage.increment_counter`` / ``reset_counter``: the consecutive failures of a
   shared breaker, kept here so that metric collection never waits on Redis.
+
+Until something can record (no SDK configured), ``CircuitBreakerState.call`` and
+``is_system_error`` stay unwrapped: only recorded calls need them, and every call would pay their
+wrapt layer. ``call`` installs them before the first call it records.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from types import GeneratorType
 from typing import Any, Callable
 
 import pybreaker
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
-from wrapt import wrap_function_wrapper
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_resilience._deferred import _pending, run_deferred
 from otel_resilience._faults import report_fault
+from otel_resilience._hooks import Hooks, LateHooks, Targets, Wrapper
 from otel_resilience._settings import resolve_settings
 from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import (
@@ -37,26 +41,16 @@ from otel_resilience.pybreaker._telemetry import (
 )
 
 SUCCESS = BreakerOutcome.SUCCESS.value
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
-_TARGETS = (
-    (pybreaker.CircuitBreaker, "__init__"),
-    (pybreaker.CircuitBreaker, "call"),
-    (pybreaker.CircuitBreaker, "is_system_error"),
-    (pybreaker.CircuitBreaker, "_create_new_state"),
-    (pybreaker.CircuitBreakerState, "call"),
-)
-_ASYNC_TARGET = (pybreaker.CircuitBreaker, "call_async")
-_SHARED_COUNTER_TARGETS = (
-    (pybreaker.CircuitRedisStorage, "increment_counter"),
-    (pybreaker.CircuitRedisStorage, "reset_counter"),
-)
+_hooks = Hooks()
 
 
-def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
-    """A new call record, or None when this call is not to be recorded."""
-    if not (telemetry.live.live or telemetry.live()):
-        return None
+def _start(
+    telemetry: BreakerTelemetry, recorded_call_hooks: LateHooks, breaker: pybreaker.CircuitBreaker
+) -> ActiveCall | None:
+    """A new call record, or None when this call is not to be recorded (``telemetry.live`` said yes)."""
+    if not recorded_call_hooks.installed:
+        recorded_call_hooks.install()
     if _pending:
         run_deferred()
     current = active_call.get()
@@ -91,11 +85,15 @@ def _run_active(
         active_call.reset(token)
 
 
-def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+def _call_wrapper(telemetry: BreakerTelemetry, recorded_call_hooks: LateHooks) -> Wrapper:
+    live = telemetry.live
+
     def call(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        record = _start(telemetry, instance)
+        if not (live.live or live()):  # first and cheapest: without an SDK, nothing else runs
+            return wrapped(*args, **kwargs)
+        record = _start(telemetry, recorded_call_hooks, instance)
         if record is None:
             return wrapped(*args, **kwargs)
         result = _run_active(telemetry, record, wrapped, args, kwargs)
@@ -107,11 +105,15 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     return call
 
 
-def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+def _call_async_wrapper(telemetry: BreakerTelemetry, recorded_call_hooks: LateHooks) -> Wrapper:
+    live = telemetry.live
+
     def call_async(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        record = _start(telemetry, instance)
+        if not (live.live or live()):
+            return wrapped(*args, **kwargs)
+        record = _start(telemetry, recorded_call_hooks, instance)
         if record is None:
             return wrapped(*args, **kwargs)
         future = _run_active(telemetry, record, wrapped, args, kwargs)
@@ -194,24 +196,30 @@ def _init_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
 def instrument(kwargs: dict[str, Any]) -> None:
     telemetry = BreakerTelemetry(resolve_settings(kwargs))
     current[:] = [telemetry]
-    wrappers = (
-        _init_wrapper(telemetry),
-        _call_wrapper(telemetry),
-        _verdict_wrapper(telemetry),
-        _transition_wrapper(telemetry),
-        _state_call,
+    recorded_call_hooks = _hooks.later(
+        [
+            (pybreaker.CircuitBreakerState, "call", _state_call),
+            (pybreaker.CircuitBreaker, "is_system_error", _verdict_wrapper(telemetry)),
+        ]
     )
-    for (owner, attribute), wrapper in zip(_TARGETS, wrappers):
-        wrap_function_wrapper(owner, attribute, wrapper)
+    increment = _shared_counter_wrapper(telemetry, increment=True)
+    reset = _shared_counter_wrapper(telemetry, increment=False)
+    targets: Targets = [
+        (pybreaker.CircuitBreaker, "__init__", _init_wrapper(telemetry)),
+        (pybreaker.CircuitBreaker, "call", _call_wrapper(telemetry, recorded_call_hooks)),
+        (pybreaker.CircuitBreaker, "_create_new_state", _transition_wrapper(telemetry)),
+        (pybreaker.CircuitRedisStorage, "increment_counter", increment),
+        (pybreaker.CircuitRedisStorage, "reset_counter", reset),
+    ]
     if pybreaker.HAS_TORNADO_SUPPORT:
-        wrap_function_wrapper(*_ASYNC_TARGET, _call_async_wrapper(telemetry))
-    increment, reset = _SHARED_COUNTER_TARGETS
-    wrap_function_wrapper(*increment, _shared_counter_wrapper(telemetry, increment=True))
-    wrap_function_wrapper(*reset, _shared_counter_wrapper(telemetry, increment=False))
+        call_async = _call_async_wrapper(telemetry, recorded_call_hooks)
+        targets.append((pybreaker.CircuitBreaker, "call_async", call_async))
+    _hooks.wrap(targets)
+    if telemetry.records_already():
+        recorded_call_hooks.install()
 
 
 def uninstrument() -> None:
-    for owner, attribute in (*_TARGETS, _ASYNC_TARGET, *_SHARED_COUNTER_TARGETS):
-        unwrap(owner, attribute)
+    _hooks.unwrap_all()
     run_deferred()
     current.clear()

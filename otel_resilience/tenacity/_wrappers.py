@@ -24,55 +24,20 @@ from __future__ import annotations
 
 import inspect
 import sys
-import threading
 from typing import Any, Callable
 
 import tenacity
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
 
 from otel_resilience._deferred import run_deferred
 from otel_resilience._faults import report_fault
-from otel_resilience._liveness import Liveness
+from otel_resilience._hooks import Hooks, LateHooks, Targets, Wrapper
 from otel_resilience._settings import resolve_settings
 from otel_resilience.tenacity._telemetry import RetryTelemetry, leave_attempt
 
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-Targets = list[tuple[type, str, Wrapper]]
-
-_wrapped: list[tuple[type, str]] = []
-_lock = threading.Lock()  # wrapping and unwrapping: attempt hooks are installed from any thread
+_hooks = Hooks()
 
 
-class AttemptHooks:
-    """The hook points only the attempts of recorded operations need: installed once, if ever."""
-
-    def __init__(self, targets: Targets) -> None:
-        self._targets: Targets | None = targets
-        self.installed = False
-
-    def install(self) -> None:
-        with _lock:
-            if self._targets is not None:  # None: installed, or uninstrumented meanwhile
-                _wrap(self._targets)
-                self._targets = None
-            self.installed = True
-
-    def cancel(self) -> None:
-        """Never install them (call with ``_lock`` held)."""
-        self._targets = None
-
-
-_attempt_hooks: list[AttemptHooks] = []
-
-
-def _wrap(targets: Targets) -> None:
-    for owner, attribute, wrapper in targets:
-        wrap_function_wrapper(owner, attribute, wrapper)
-        _wrapped.append((owner, attribute))
-
-
-def _iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: AttemptHooks) -> Wrapper:
+def _iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: LateHooks) -> Wrapper:
     live = telemetry.live
 
     def iter(
@@ -97,7 +62,7 @@ def _iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: AttemptHooks) -> Wra
     return iter
 
 
-def _async_iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: AttemptHooks) -> Wrapper:
+def _async_iter_wrapper(telemetry: RetryTelemetry, attempt_hooks: LateHooks) -> Wrapper:
     live = telemetry.live
 
     async def iter(
@@ -172,24 +137,16 @@ def instrument(kwargs: dict[str, Any]) -> None:
         ]
         if "__aenter__" in vars(tenacity.AttemptManager):  # its __aexit__ calls __exit__
             attempt_targets.append((tenacity.AttemptManager, "__aenter__", enter))
-    attempt_hooks = AttemptHooks(attempt_targets)
+    attempt_hooks = _hooks.later(attempt_targets)
     targets: Targets = [(tenacity.BaseRetrying, "iter", _iter_wrapper(telemetry, attempt_hooks))]
     # tenacity >= 8.3: AsyncRetrying has an `async def iter` of its own (before, it used the sync one).
     if inspect.iscoroutinefunction(vars(tenacity.AsyncRetrying).get("iter")):
         targets.append((tenacity.AsyncRetrying, "iter", _async_iter_wrapper(telemetry, attempt_hooks)))
-    with _lock:
-        _wrap(targets)
-        _attempt_hooks.append(attempt_hooks)
-    # An SDK configured already (always so under opentelemetry-instrument): no need to wait. A check
-    # of its own: telemetry.live looks again no sooner than a second after its first look.
-    if Liveness(settings.tracer_provider, settings.meter_provider, spans=telemetry.tracer is not None)():
+    _hooks.wrap(targets)
+    if telemetry.records_already():
         attempt_hooks.install()
 
 
 def uninstrument() -> None:
-    with _lock:
-        while _attempt_hooks:
-            _attempt_hooks.pop().cancel()
-        while _wrapped:
-            unwrap(*_wrapped.pop())
+    _hooks.unwrap_all()
     run_deferred()
