@@ -112,3 +112,32 @@ def test_collection_never_waits_on_a_redis_that_is_down(breaker_telemetry: Telem
         ]
         == 1
     )
+
+
+def test_consecutive_failures_of_a_shared_breaker_count_every_thread(
+    breaker_telemetry: Telemetry, redis_port: int
+) -> None:
+    """``calling()`` counts failures outside the breaker's lock: 8 threads failing at once must all be
+    counted, as Redis counts them (threads switched as often as the interpreter allows)."""
+    client = redis.Redis(port=redis_port)
+    storage = pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace="threads")
+    breaker = pybreaker.CircuitBreaker(fail_max=10**6, state_storage=storage, name="shared")
+
+    def fail_repeatedly() -> None:
+        for _ in range(500):
+            with pytest.raises(ZeroDivisionError), breaker.calling():
+                _ = 1 / 0
+
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=fail_repeatedly) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch_interval)
+    assert storage.counter == 8 * 500
+    failures = breaker_telemetry.values(c.BREAKER_CONSECUTIVE_FAILURES.name, c.BREAKER_NAME)
+    assert failures == {("shared",): 8 * 500}

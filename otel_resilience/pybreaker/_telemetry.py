@@ -149,6 +149,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.shared_failures: weakref.WeakKeyDictionary[pybreaker.CircuitBreakerStorage, int] = (
             weakref.WeakKeyDictionary()
         )
+        # pybreaker counts failures of `calling()` and generators outside its own lock.
+        self._shared_failures_lock = threading.Lock()
         self._cap = NameCap(settings.max_names, "circuit breaker")
         self._attributes: dict[tuple[str, str, str, str | None], dict[str, str]] = {}
         # Every breaker this instrumentation knows, with the name of the code that created it
@@ -164,6 +166,12 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         site = code_site(_SKIPPED_PACKAGES)
         with self._registry_lock:
             self._breakers[breaker] = site
+
+    def shared_failure_counted(self, storage: pybreaker.CircuitBreakerStorage, failed: bool) -> None:
+        """A shared storage counted one more consecutive failure (``failed``) or reset its count."""
+        with self._shared_failures_lock:
+            failures = self.shared_failures
+            failures[storage] = failures.get(storage, 0) + 1 if failed else 0
 
     def _adopt_existing_breakers(self) -> None:
         """Find breakers created before ``instrument()``; name unnamed ones after a module global."""

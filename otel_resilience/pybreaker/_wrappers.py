@@ -170,8 +170,7 @@ def _shared_counter_wrapper(telemetry: BreakerTelemetry, increment: bool) -> Wra
     ) -> Any:
         result = wrapped(*args, **kwargs)
         try:
-            failures = telemetry.shared_failures
-            failures[instance] = failures.get(instance, 0) + 1 if increment else 0
+            telemetry.shared_failure_counted(instance, increment)
         except Exception as fault:
             report_fault("pybreaker shared failure count", fault)
         return result
