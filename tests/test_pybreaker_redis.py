@@ -140,4 +140,4 @@ def test_consecutive_failures_of_a_shared_breaker_count_every_thread(
         sys.setswitchinterval(switch_interval)
     assert storage.counter == 8 * 500
     failures = breaker_telemetry.values(c.BREAKER_CONSECUTIVE_FAILURES.name, c.BREAKER_NAME)
-    assert failures == {("shared",): 8 * 500}
+    assert failures[("shared",)] == 8 * 500  # breakers other tests left alive are observed too
