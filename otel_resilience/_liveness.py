@@ -49,6 +49,10 @@ class Liveness:
         if now < self._next_check:
             return False
         self._next_check = now + _RECHECK_SECONDS
+        return self.look()
+
+    def look(self) -> bool:
+        """Look at the providers now, however recently the last look was."""
         self.live = _real(self._meter_provider or metrics.get_meter_provider()) or (
             self._spans and _real(self._tracer_provider or trace.get_tracer_provider())
         )

@@ -29,18 +29,7 @@ class Recorder(Generic[InfoT]):
         self.meter = get_meter(scope, __version__, settings.meter_provider)
         self.span_hook: Callable[[Any, InfoT], None] | None = settings.span_hook
         self.exception_messages = settings.exception_messages
-        self.live = self._liveness(settings)
-        self._settings = settings
-
-    def _liveness(self, settings: Settings[InfoT]) -> Liveness:
-        return Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
-
-    def records_already(self) -> bool:
-        """Whether something can record now (always so under ``opentelemetry-instrument``).
-
-        A look of its own: ``live`` looks again no sooner than a second after its first look.
-        """
-        return self._liveness(self._settings)()
+        self.live = Liveness(settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None)
 
     def call_hook(self, span: Span, info: Callable[[], InfoT]) -> None:
         """Give the user's ``span_hook`` the span and what ``info()`` builds (only when there is a hook)."""

@@ -35,39 +35,26 @@ __all__ = ["binaries", "stack"]  # fixtures
 # --------------------------------------------------------------------------------- configurations
 
 
+def checked(*command: str) -> str:
+    """Run a configuration check; its output, once it has passed."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    return output
+
+
 def test_collector_validates_config(binaries: dict[str, str]) -> None:
-    done = subprocess.run(
-        [binaries["otelcol"], "validate", "--config", str(COLLECTOR_CONFIG)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    output = checked(binaries["otelcol"], "validate", "--config", str(COLLECTOR_CONFIG))
     # Deprecated spellings (`otlp`/`otlphttp` exporters, ...) load with a warning: keep the config clean.
-    assert "deprecated" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+    assert "deprecated" not in output.lower(), output
 
 
 def test_promtool_checks_prometheus_config(binaries: dict[str, str]) -> None:
-    done = subprocess.run(
-        [binaries["promtool"], "check", "config", str(PROMETHEUS_CONFIG)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    checked(binaries["promtool"], "check", "config", str(PROMETHEUS_CONFIG))
 
 
 def test_amtool_checks_alertmanager_config(binaries: dict[str, str]) -> None:
-    done = subprocess.run(
-        [binaries["amtool"], "check-config", str(ALERTMANAGER_CONFIG)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    checked(binaries["amtool"], "check-config", str(ALERTMANAGER_CONFIG))
 
 
 # ------------------------------------------------------------------------------------ local stack

@@ -214,7 +214,7 @@ def instrument(kwargs: dict[str, Any]) -> None:
         call_async = _call_async_wrapper(telemetry, recorded_call_hooks)
         targets.append((pybreaker.CircuitBreaker, "call_async", call_async))
     _hooks.wrap(targets)
-    if telemetry.records_already():
+    if telemetry.live.look():  # an SDK set already, as under opentelemetry-instrument
         recorded_call_hooks.install()
 
 

@@ -143,7 +143,7 @@ def instrument(kwargs: dict[str, Any]) -> None:
     if inspect.iscoroutinefunction(vars(tenacity.AsyncRetrying).get("iter")):
         targets.append((tenacity.AsyncRetrying, "iter", _async_iter_wrapper(telemetry, attempt_hooks)))
     _hooks.wrap(targets)
-    if telemetry.records_already():
+    if telemetry.live.look():  # an SDK set already, as under opentelemetry-instrument
         attempt_hooks.install()
 
 
