@@ -45,7 +45,8 @@ if TYPE_CHECKING:
 
     from otel_resilience._settings import Settings
 
-_STATES = {
+# pybreaker's state names (`half-open`) as the contract spells them (`half_open`).
+STATES = {
     pybreaker.STATE_CLOSED: BreakerState.CLOSED.value,
     pybreaker.STATE_OPEN: BreakerState.OPEN.value,
     pybreaker.STATE_HALF_OPEN: BreakerState.HALF_OPEN.value,
@@ -220,7 +221,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     def start(self, breaker: pybreaker.CircuitBreaker) -> ActiveCall:
         name = self.name_of(breaker)
         # The cached state object: reading `breaker.state` could hit Redis and fire a transition.
-        state = _STATES[breaker._state.name]
+        state = STATES[breaker._state.name]
         span = None
         if self.tracer is not None:
             try:
@@ -351,8 +352,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     def transition(self, breaker: pybreaker.CircuitBreaker, previous: Any, new: Any) -> None:
         try:
             name = self.name_of(breaker)
-            state = _STATES[new.name]
-            previous_state = _STATES[previous.name] if previous is not None else state
+            state = STATES[new.name]
+            previous_state = STATES[previous.name] if previous is not None else state
             attributes = {BREAKER_NAME: name, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous_state}
             self.transitions.add(1, attributes)
             level = 30 if state == BreakerState.OPEN.value else 20
@@ -377,8 +378,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         counts: dict[str, dict[str, int]] = {}
         try:
             for breaker in self._known_breakers():
-                per_state = counts.setdefault(self.name_of(breaker), dict.fromkeys(_STATES.values(), 0))
-                per_state[_STATES[breaker._state.name]] += 1
+                per_state = counts.setdefault(self.name_of(breaker), dict.fromkeys(STATES.values(), 0))
+                per_state[STATES[breaker._state.name]] += 1
         except Exception as fault:
             report_fault("breaker state observation", fault)
         return [

@@ -32,6 +32,7 @@ from otel_resilience._hooks import Hooks, LateHooks, Targets, Wrapper
 from otel_resilience._settings import resolve_settings
 from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import (
+    STATES,
     ActiveCall,
     BreakerTelemetry,
     active_call,
@@ -132,7 +133,7 @@ def _state_call(
     record = active_call.get()
     if record is not None and record.breaker is instance._breaker:
         record.ran = True
-        record.state = "half_open" if instance.name == pybreaker.STATE_HALF_OPEN else instance.name
+        record.state = STATES.get(instance.name, instance.name)
     return wrapped(*args, **kwargs)
 
 
