@@ -11,7 +11,7 @@ Each mode runs in a fresh child process (the OpenTelemetry globals can be set on
 For every scenario, four variants run interleaved, in a new random order in every round:
 
 - ``bare``: not instrumented;
-- ``pass``: plain wrapt wrappers on the same hook points that only call through (what wrapt costs);
+- ``pass``: plain wrapt wrappers on the same patch points that only call through (what wrapt costs);
 - ``instr``: instrumented;
 - ``prim``: the OpenTelemetry calls the instrumentation makes for one call, made directly.
 
@@ -43,7 +43,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wrapt import wrap_function_wrapper
 
 from otel_resilience import contract as c
-from otel_resilience._instruments import create_instrument
+from otel_resilience._kit.instruments import create_instrument
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 MODES = ("full", "metrics", "none")
 VARIANTS = ("bare", "pass", "instr", "prim")
-HOOKS = (
+PATCH_POINTS = (
     (pybreaker.CircuitBreaker, "__init__"),
     (pybreaker.CircuitBreaker, "call"),
     (pybreaker.CircuitBreaker, "is_system_error"),
@@ -88,7 +88,7 @@ class Variants:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self.current = "bare"
-        self._originals = {(owner, name): vars(owner)[name] for owner, name in HOOKS}
+        self._originals = {(owner, name): vars(owner)[name] for owner, name in PATCH_POINTS}
 
     def activate(self, variant: str) -> None:
         if variant == self.current or {variant, self.current} <= {"bare", "prim"}:
@@ -96,7 +96,7 @@ class Variants:
             return
         self._reset()
         if variant == "pass":
-            for owner, name in HOOKS:
+            for owner, name in PATCH_POINTS:
                 original = self._originals[owner, name]
                 wrapper = _acall_through if asyncio.iscoroutinefunction(original) else _call_through
                 wrap_function_wrapper(owner, name, wrapper)

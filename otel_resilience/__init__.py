@@ -3,11 +3,13 @@
 - :mod:`otel_resilience.pybreaker`: ``PyBreakerInstrumentor`` for pybreaker breakers.
 - :mod:`otel_resilience.tenacity`: ``TenacityInstrumentor`` for tenacity retries.
 - :mod:`otel_resilience.contract`: every metric, attribute and value emitted.
+- :class:`SpanHook`: the type of the ``span_hook`` option of every instrumentor.
 
 Each instrumentor imports its library only when instrumenting, so an application that has one of
-the two libraries never needs the other.
+the libraries never needs the others.
 """
 
+from otel_resilience._kit.recording import SpanHook
 from otel_resilience.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["SpanHook", "__version__"]

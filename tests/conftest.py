@@ -59,11 +59,18 @@ def telemetry() -> Iterator[Telemetry]:
 
 
 @pytest.fixture(autouse=True)
-def fresh_fault_log() -> None:
-    """Faults of our telemetry are logged once per process: let each test see its own."""
-    from otel_resilience import _faults
+def no_telemetry_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail any test in which our telemetry reported a fault, unless it is marked ``faults``.
 
-    _faults._reported.clear()
+    Faults are logged once per process: each test starts with a fresh log, so it sees its own.
+    """
+    from otel_resilience._kit import faults
+
+    faults._reported.clear()
+    yield
+    reported = sorted(f"{where}: {kind.__name__}" for where, kind in faults._reported)
+    if reported and request.node.get_closest_marker("faults") is None:
+        pytest.fail(f"our telemetry reported faults: {reported}", pytrace=False)
 
 
 def options_fixture(instrumentor_type: type) -> Any:

@@ -10,8 +10,8 @@ test fails with the stack of every thread.
 Why our code cannot deadlock with the breaker's lock. pybreaker holds its ``RLock`` for the whole of
 ``CircuitBreaker.call`` and for ``open()``/``half_open()``/``close()`` and the ``state`` setter. Our
 wrapper of ``CircuitBreaker.call`` runs outside that lock (pybreaker takes it inside the wrapped
-call). What runs under it: the ``CircuitBreakerState.call`` and ``is_system_error`` hooks, which take
-no lock (a context variable, a thread-local dict); and the transition hook ``_create_new_state``, which
+call). What runs under it: the ``CircuitBreakerState.call`` and ``is_system_error`` patches, which take
+no lock (a context variable, a thread-local dict); and the transition patch ``_create_new_state``, which
 takes only leaf locks: the name cap's lock (new names only), the SDK's (a counter's aggregation, a
 span and the span processors'), the ``logging`` handlers' (the transition's log record) and the fault
 log's. None of these is ever held by code that then waits for a breaker's lock: the SDK never calls
@@ -21,7 +21,7 @@ read the breaker's cached state object and ``fail_counter`` without taking the b
 only. So every lock order is "breaker lock, then a leaf lock", never the reverse. (The one way to
 invert it is the application's: a logging handler that itself calls through the same breaker from
 another thread; a pybreaker listener that logs has the same exposure.) tenacity has no locks; ours
-there (the one that installs the attempt hooks, once, maybe inside a breaker call) are leaves too.
+there (the one that installs the attempt patches, once, maybe inside a breaker call) are leaves too.
 
 Sizes: 8 threads x 10,000 calls through one breaker, 8 threads x 10,000 operations through shared
 retry objects, 1,000 asyncio tasks x 5 operations through ``@retry`` coroutines, ``AsyncRetrying``
@@ -50,10 +50,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_resilience import contract as c
-from otel_resilience._deferred import run_deferred
 from otel_resilience._demo.run import _points
 from otel_resilience._demo.simulation import BreakerBooks, GroundTruth, OperationBooks, _TransitionBooks
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
+from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 from tests.test_e2e import totals_table

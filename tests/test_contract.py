@@ -55,7 +55,7 @@ def test_semantic_convention_style(spec: c.MetricSpec) -> None:
 
 
 def test_error_type_format() -> None:
-    from otel_resilience._faults import error_type
+    from otel_resilience._kit.exceptions import error_type
 
     class Local(Exception):
         pass

@@ -39,10 +39,12 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from wrapt import ObjectProxy
 
-from otel_resilience._deferred import run_deferred
+from otel_resilience._kit.deferred import run_deferred
+from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.pybreaker import PyBreakerInstrumentor
-from otel_resilience.pybreaker._telemetry import current
 from otel_resilience.tenacity import TenacityInstrumentor
+
+pytestmark = pytest.mark.faults  # every test here injects faults into our telemetry
 
 RUNS = 50
 FAULT_LOGGED = "otel-resilience: telemetry failed"
@@ -222,7 +224,8 @@ class Rig:
 
 
 def break_registry() -> None:
-    current[0]._breakers = UnreadableRegistry(current[0]._breakers)
+    registry: Any = active_recorder("otel_resilience.pybreaker").breakers
+    registry._sites = UnreadableRegistry(registry._sites)
 
 
 FAULTS: dict[str, Callable[[Rig], None]] = {

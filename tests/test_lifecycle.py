@@ -1,11 +1,11 @@
 """Lifecycle: instrument and uninstrument, again and again, and what each leaves behind.
 
 - 1,000 ``instrument()``/``uninstrument()`` cycles for each instrumentor: while instrumented, exactly
-  the hook points of ``_wrappers.py`` are wrapped, each by one wrapper layer around the original; after
+  the patch points of ``_patches.py`` are wrapped, each by one wrapper layer around the original; after
   ``uninstrument()`` every attribute of every class of the library is the very object it was before
   (``is``); a call made while instrumented produces exactly one span (one breaker call span, or one
   operation span with its one attempt span), a call made after produces none; memory is flat.
-- Without an SDK, cycles wrap what notices one (every pybreaker hook; tenacity's ``iter`` only) and
+- Without an SDK, cycles wrap what notices one (every pybreaker patch point; tenacity's ``iter`` only) and
   restore everything.
 - Instrumenting twice wraps once (``BaseInstrumentor`` warns and does nothing).
 - Instrument, uninstrument, instrument with other providers: telemetry goes to the new ones only.
@@ -45,7 +45,7 @@ from otel_resilience import contract as c
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 from tests.conftest import Telemetry
-from tests.test_tenacity_options import WRAPPED as TENACITY_HOOKS
+from tests.test_tenacity_options import WRAPPED as TENACITY_PATCH_POINTS
 
 CYCLES = 1000
 MEASURED_FROM = 100
@@ -78,7 +78,7 @@ NOT_COUNTED = [
     tracemalloc.Filter(False, tracemalloc.__file__),
 ]
 
-PYBREAKER_HOOKS = [
+PYBREAKER_PATCH_POINTS = [
     (pybreaker.CircuitBreaker, "__init__"),
     (pybreaker.CircuitBreaker, "call"),
     (pybreaker.CircuitBreaker, "is_system_error"),
@@ -88,12 +88,12 @@ PYBREAKER_HOOKS = [
     (pybreaker.CircuitRedisStorage, "increment_counter"),
     (pybreaker.CircuitRedisStorage, "reset_counter"),
 ]
-PYBREAKER_RECORDED_CALL_HOOKS = {
+PYBREAKER_LATE_PATCH_POINTS = {
     (pybreaker.CircuitBreaker, "is_system_error"),
     (pybreaker.CircuitBreakerState, "call"),
 }
-PYBREAKER_HOOKS_WITHOUT_SDK = [hook for hook in PYBREAKER_HOOKS if hook not in PYBREAKER_RECORDED_CALL_HOOKS]
-TENACITY_ITER_HOOKS = [(owner, name) for owner, name in TENACITY_HOOKS if name == "iter"]
+PYBREAKER_PATCHED_WITHOUT_SDK = [p for p in PYBREAKER_PATCH_POINTS if p not in PYBREAKER_LATE_PATCH_POINTS]
+TENACITY_PATCHED_WITHOUT_SDK = [(owner, name) for owner, name in TENACITY_PATCH_POINTS if name == "iter"]
 
 
 class SpanCounter(SpanProcessor):
@@ -111,9 +111,9 @@ class Library:
     name: str
     instrumentor: Callable[[], Any]
     modules: tuple[Any, ...]
-    hooks: list[tuple[type, str]]
-    hooks_without_sdk: list[tuple[type, str]]
-    """What is wrapped while nothing can record (the hooks only recorded calls need wait for an SDK)."""
+    patch_points: list[tuple[type, str]]
+    patched_without_sdk: list[tuple[type, str]]
+    """What is wrapped while nothing can record (the patches only recorded calls need wait for an SDK)."""
     call: Callable[[], object]
     spans_per_call: int
     """Spans of one call: a breaker call span; an operation span and its attempt span."""
@@ -126,8 +126,8 @@ LIBRARIES = [
         "pybreaker",
         PyBreakerInstrumentor,
         (pybreaker,),
-        PYBREAKER_HOOKS,
-        PYBREAKER_HOOKS_WITHOUT_SDK,
+        PYBREAKER_PATCH_POINTS,
+        PYBREAKER_PATCHED_WITHOUT_SDK,
         lambda: BREAKER.call(int),
         1,
     ),
@@ -135,8 +135,8 @@ LIBRARIES = [
         "tenacity",
         TenacityInstrumentor,
         (tenacity, tenacity.asyncio, tenacity.tornadoweb),
-        TENACITY_HOOKS,
-        TENACITY_ITER_HOOKS,
+        TENACITY_PATCH_POINTS,
+        TENACITY_PATCHED_WITHOUT_SDK,
         lambda: tenacity.Retrying()(int),
         2,
     ),
@@ -160,12 +160,14 @@ def changed(library: Library, originals: dict[tuple[type, str], object]) -> set[
 
 
 def assert_wrapped_once(
-    library: Library, originals: dict[tuple[type, str], object], hooks: list[tuple[type, str]] | None = None
+    library: Library,
+    originals: dict[tuple[type, str], object],
+    patch_points: list[tuple[type, str]] | None = None,
 ) -> None:
-    """Exactly the hook points are wrapped, each by one wrapper around the original."""
-    hooks = library.hooks if hooks is None else hooks
-    assert changed(library, originals) == set(hooks)
-    for owner, name in hooks:
+    """Exactly the patch points are wrapped, each by one wrapper around the original."""
+    patch_points = library.patch_points if patch_points is None else patch_points
+    assert changed(library, originals) == set(patch_points)
+    for owner, name in patch_points:
         wrapper = vars(owner)[name]
         assert isinstance(wrapper, FunctionWrapper), (owner, name)
         assert wrapper.__wrapped__ is originals[owner, name], f"{owner.__name__}.{name}: one layer"
@@ -270,10 +272,10 @@ def test_without_an_sdk_cycles_wrap_what_notices_one_and_restore_everything(libr
     for _ in range(10):
         instrumentor.instrument(tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
         try:
-            assert_wrapped_once(library, originals, library.hooks_without_sdk)
+            assert_wrapped_once(library, originals, library.patched_without_sdk)
             with tracer_provider.get_tracer("app").start_as_current_span("request"):
                 library.call()
-            assert_wrapped_once(library, originals, library.hooks_without_sdk)
+            assert_wrapped_once(library, originals, library.patched_without_sdk)
         finally:
             instrumentor.uninstrument()
         assert changed(library, originals) == set()

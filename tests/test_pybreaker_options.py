@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_resilience import contract as c
+from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
-from otel_resilience.pybreaker._telemetry import current
 from tests.conftest import Telemetry, options_fixture
 
 instrument = options_fixture(PyBreakerInstrumentor)
@@ -152,6 +152,7 @@ class RaisingInstrument:
         raise RuntimeError("histogram")
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("fault", ["processor", "exporter", "instrument", "hook", "observable"])
 def test_faults_never_reach_the_app(
     instrument: Any, telemetry: Telemetry, caplog: pytest.LogCaptureFixture, fault: str
@@ -161,10 +162,11 @@ def test_faults_never_reach_the_app(
     if fault == "exporter":
         telemetry.tracer_provider.add_span_processor(SimpleSpanProcessor(RaisingExporter()))
     instrument(span_hook=faulty_hook if fault == "hook" else None)
+    recorder: Any = active_recorder("otel_resilience.pybreaker")
     if fault == "instrument":
-        current[0].calls = current[0].duration = current[0].transitions = RaisingInstrument()
+        recorder.calls = recorder.duration = recorder.transitions = RaisingInstrument()
     if fault == "observable":
-        current[0].name_of = lambda breaker: 1 / 0  # type: ignore[assignment,misc,return-value]
+        recorder.report_name = lambda breaker: 1 / 0
     with caplog.at_level(logging.WARNING, logger="otel_resilience"):
         for _ in range(3):
             assert exercise(pybreaker.CircuitBreaker(name="db", fail_max=2)) == UNINSTRUMENTED
@@ -213,7 +215,7 @@ print(json.dumps({"wrapped before an SDK": unwrapped, "outcomes": outcomes}))
 
 
 def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
-    """Until an SDK is set, the hooks only recorded calls need stay off; once set, calls are recorded
+    """Until an SDK is set, the patches only recorded calls need stay off; once set, calls are recorded
     with pybreaker's own verdict on each exception."""
     import json
     import subprocess

@@ -1,6 +1,6 @@
 """Bad configuration of either instrumentor, and what telemetry may say about the application's data.
 
-Bad configuration: every option of ``otel_resilience._settings``, for both instrumentors, given an
+Bad configuration: every option of ``otel_resilience._kit.settings``, for both instrumentors, given an
 invalid value through ``instrument()`` (wrong types included) or its environment variable: one
 warning naming the setting, the value given and the value used; that value is in effect; the
 application runs. ``tests/test_pybreaker_options.py`` has the first rows for pybreaker; this table

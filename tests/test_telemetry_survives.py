@@ -8,14 +8,17 @@ import time
 from typing import Any
 
 import pybreaker
+import pytest
 import tenacity
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from otel_resilience import contract as c
-from otel_resilience._deferred import run_deferred
+from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 from tests.conftest import Telemetry
+
+pytestmark = pytest.mark.faults  # every test here injects faults into our telemetry
 
 
 class RaisingOnStart(SpanProcessor):

@@ -21,7 +21,7 @@ from tenacity.tornadoweb import TornadoRetrying
 from tornado import gen, ioloop
 
 from otel_resilience import contract as c
-from otel_resilience._deferred import run_deferred
+from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.tenacity import TenacityInstrumentor
 from tests.conftest import Telemetry
 

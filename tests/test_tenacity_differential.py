@@ -49,8 +49,8 @@ from tenacity.tornadoweb import TornadoRetrying
 from tornado import gen
 
 from otel_resilience import contract as c
-from otel_resilience._deferred import run_deferred
-from otel_resilience._faults import error_type
+from otel_resilience._kit.deferred import run_deferred
+from otel_resilience._kit.exceptions import error_type
 from otel_resilience.tenacity import TenacityInstrumentor, _telemetry
 from tests.conftest import Telemetry
 

@@ -111,7 +111,7 @@ def test_metrics_only(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert all(s.parent is None for s in telemetry.spans()), "and no context changes"
     assert calls(telemetry) == EXPECTED_CALLS
     assert all(owner.__dict__[name] is originals[owner, name] for owner, name in WITH_ATTEMPT), (
-        "the with-attempt hooks exist for spans only"
+        "the with-attempt patches exist for spans only"
     )
 
 
@@ -220,6 +220,7 @@ def faulty_hook(span: Any, info: Any) -> None:
     raise RuntimeError("hook")
 
 
+@pytest.mark.faults
 @pytest.mark.parametrize("fault", ["processor", "instrument", "hook"])
 def test_faults_never_reach_the_app(
     instrument: Any, telemetry: Telemetry, caplog: pytest.LogCaptureFixture, fault: str

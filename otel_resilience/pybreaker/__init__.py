@@ -54,24 +54,21 @@ holds them (``module.variable``), else ``unknown``. Set ``name=`` for names that
 
 Options
 -------
-``instrument()`` keyword arguments, each with its environment variable where one exists:
+``instrument()`` takes the options every instrumentor of this package takes (its docstring and the
+README's options table list them, with their environment variables): ``tracer_provider``,
+``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names`` and ``exception_messages``.
+Here ``max_names`` caps distinct breaker names, and ``span_hook(span, info)`` receives a
+:class:`BreakerCallInfo` before each breaker call span ends::
 
-- ``tracer_provider``, ``meter_provider``: default to the global providers.
-- ``metrics_only`` (``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true``): no spans, events or span
-  hooks; metrics and transition logs stay.
-- ``span_hook``: ``hook(span, info)``, called before each breaker span ends with a frozen
-  :class:`BreakerCallInfo` (breaker, name, state, outcome, error); use it to add attributes. An
-  exception it raises is logged once and otherwise ignored.
-- ``max_names`` (``OTEL_PYTHON_RESILIENCE_MAX_NAMES``, default 200): the cardinality cap on
-  distinct breaker names; past it, new names are reported as ``_OTHER``, with one warning.
-- ``exception_messages`` (``OTEL_PYTHON_RESILIENCE_EXCEPTION_MESSAGES``, default true): false
-  records only the type of an exception on spans (an ``exception`` event with ``exception.type``),
-  not its message or traceback, which can carry user data. Metric attributes never carry
-  messages or function arguments: only names, states, outcomes and ``error.type``.
+    from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
 
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker`` turns this instrumentation off under
-``opentelemetry-instrument``, and ``opentelemetry.instrumentation.utils.suppress_instrumentation()``
-turns it off for the calls made inside it.
+    def add_fail_max(span, info: BreakerCallInfo) -> None:
+        span.set_attribute("app.breaker.fail_max", info.breaker.fail_max)
+
+    PyBreakerInstrumentor().instrument(span_hook=add_fail_max)
+
+Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker`` (under ``opentelemetry-instrument``);
+``suppress_instrumentation()`` leaves out the calls that start inside it.
 
 Guarantees
 ----------
@@ -82,25 +79,17 @@ logged once on logger ``otel_resilience`` and never raised into the application.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
-from otel_resilience._instrumentor import LibraryInstrumentor
-from otel_resilience.pybreaker.package import _instruments
+from otel_resilience._kit.instrumentor import LibraryInstrumentor
+from otel_resilience.pybreaker._info import BreakerCallInfo
 
 __all__ = ["BreakerCallInfo", "PyBreakerInstrumentor"]
 
 
-class PyBreakerInstrumentor(LibraryInstrumentor):
+class PyBreakerInstrumentor(LibraryInstrumentor[BreakerCallInfo]):
     """Instrument every pybreaker ``CircuitBreaker``: spans, metrics and transition events."""
 
-    library = "pybreaker"
-    requirements = _instruments
-    wrappers = "otel_resilience.pybreaker._wrappers"
-
-
-def __getattr__(name: str) -> Any:
-    if name == "BreakerCallInfo":  # importing it imports pybreaker: only on demand
-        from otel_resilience.pybreaker._telemetry import BreakerCallInfo
-
-        return BreakerCallInfo
-    raise AttributeError(name)
+    library: ClassVar[str] = "pybreaker"
+    requirements: ClassVar[tuple[str, ...]] = ("pybreaker >= 1.0",)
+    patches_module: ClassVar[str] = "otel_resilience.pybreaker._patches"

@@ -1,29 +1,28 @@
-"""What the pybreaker wrappers record: one object per ``instrument()``, closed over by the wrappers."""
+"""What the pybreaker patches record: one object per ``instrument()``, closed over by the wrappers."""
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import sys
+import logging
 import threading
 import weakref
 from contextvars import ContextVar
-from dataclasses import dataclass
 from functools import partial
 from time import perf_counter, time_ns
 from typing import TYPE_CHECKING, Any, Callable
 
 import pybreaker
-from opentelemetry import context, trace
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry import trace
+from opentelemetry.metrics import Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from otel_resilience._deferred import defer, run_deferred
-from otel_resilience._exceptions import record_exception
-from otel_resilience._faults import error_type, logger, report_fault
-from otel_resilience._instruments import create_instrument
-from otel_resilience._names import NameCap, code_site
-from otel_resilience._recorder import Recorder
+from otel_resilience._kit.deferred import defer
+from otel_resilience._kit.exceptions import error_type, record_exception
+from otel_resilience._kit.faults import contain, logger, report_fault
+from otel_resilience._kit.instances import InstanceRegistry
+from otel_resilience._kit.instruments import create_instrument, create_observable
+from otel_resilience._kit.names import AttributeSets, NameRegistry
+from otel_resilience._kit.recording import Recorder
 from otel_resilience.contract import (
     BREAKER_CALL_DURATION,
     BREAKER_CALLS,
@@ -39,11 +38,12 @@ from otel_resilience.contract import (
     BreakerOutcome,
     BreakerState,
 )
+from otel_resilience.pybreaker._info import BreakerCallInfo
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterable
+    from collections.abc import Generator
 
-    from otel_resilience._settings import Settings
+    from otel_resilience._kit.settings import Settings
 
 # pybreaker's state names (`half-open`) as the contract spells them (`half_open`).
 STATES = {
@@ -63,22 +63,6 @@ _COUNTED_FROM_ZERO = (
     (_OPEN, BreakerOutcome.REJECTED.value, _REJECTED_ERROR),
 )
 _TRANSITIONS_FROM_ZERO = ((_CLOSED, _OPEN), (_OPEN, _HALF_OPEN), (_HALF_OPEN, _CLOSED), (_HALF_OPEN, _OPEN))
-
-
-@dataclass(frozen=True)
-class BreakerCallInfo:
-    """What the ``span_hook`` receives about a finished breaker call."""
-
-    breaker: pybreaker.CircuitBreaker
-    name: str
-    """The reported breaker name (``resilience.circuit_breaker.name``)."""
-    state: str
-    """The state the call started in: ``closed``, ``open`` or ``half_open``."""
-    outcome: str
-    """``success``, ``failure``, ``rejected`` or ``ignored``."""
-    error: BaseException | None
-    """The function's exception (for a call that tripped the breaker, the original one), or the
-    ``CircuitBreakerError`` of a rejected call; None on success."""
 
 
 class ActiveCall:
@@ -135,14 +119,16 @@ class _Verdicts(threading.local):
 class BreakerTelemetry(Recorder[BreakerCallInfo]):
     """Tracer, instruments and breaker registry of one ``instrument()`` call."""
 
-    def __init__(self, settings: Settings[BreakerCallInfo]) -> None:
-        super().__init__(settings, __name__)
+    def __init__(
+        self, settings: Settings[BreakerCallInfo], scope: str, *, on_open: Callable[[], None]
+    ) -> None:
+        super().__init__(settings, scope, on_open=on_open)
         meter = self.meter
         self.calls = create_instrument(meter, BREAKER_CALLS)
         self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
-        create_instrument(meter, BREAKER_STATE_METRIC, [partial(_observe_states, meter)])
-        create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [partial(_observe_failures, meter)])
+        create_observable(self, BREAKER_STATE_METRIC, BreakerTelemetry.observe_states)
+        create_observable(self, BREAKER_CONSECUTIVE_FAILURES, BreakerTelemetry.observe_failures)
         self.verdicts = _Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
         # them. Reading the storage at collection time would be a round trip that blocks metric
@@ -152,93 +138,45 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         )
         # pybreaker counts failures of `calling()` and generators outside its own lock.
         self._shared_failures_lock = threading.Lock()
-        self._cap = NameCap(settings.max_names, "circuit breaker")
-        self._attributes: dict[tuple[str, str, str, str | None], dict[str, str]] = {}
-        # Every breaker this instrumentation knows, with the name of the code that created it
-        # (used when the breaker has no name of its own).
-        self._breakers: weakref.WeakKeyDictionary[pybreaker.CircuitBreaker, str] = weakref.WeakKeyDictionary()
-        self._registry_lock = threading.Lock()
-        self._adopt_existing_breakers()
+        self.call_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, OUTCOME, ERROR_TYPE)
+        self.transition_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, BREAKER_PREVIOUS_STATE)
+        self.names = NameRegistry("circuit breaker", settings.max_names, self._count_from_zero)
+        # Where each breaker was created: the name of a breaker without a name of its own.
+        self.breakers = InstanceRegistry(pybreaker.CircuitBreaker, _SKIPPED_PACKAGES)
+        self.breakers.adopt_existing()
 
     # -- names ----------------------------------------------------------------------------------
 
-    def register(self, breaker: pybreaker.CircuitBreaker) -> None:
-        """Remember a new breaker and the code that created it."""
-        site = code_site(_SKIPPED_PACKAGES)
-        with self._registry_lock:
-            self._breakers[breaker] = site
-
-    def shared_failure_counted(self, storage: pybreaker.CircuitBreakerStorage, failed: bool) -> None:
+    def shared_failure_counted(self, storage: pybreaker.CircuitBreakerStorage, *, failed: bool) -> None:
         """A shared storage counted one more consecutive failure (``failed``) or reset its count."""
         with self._shared_failures_lock:
             failures = self.shared_failures
             failures[storage] = failures.get(storage, 0) + 1 if failed else 0
 
-    def _adopt_existing_breakers(self) -> None:
-        """Find breakers created before ``instrument()``; name unnamed ones after a module global."""
-        globals_by_id = {
-            id(value): f"{module_name}.{attr}"
-            for module_name, module in list(sys.modules.items())
-            for attr, value in list(getattr(module, "__dict__", {}).items())
-            if isinstance(value, pybreaker.CircuitBreaker)
-        }
-        for obj in gc.get_objects():
-            if isinstance(obj, pybreaker.CircuitBreaker):
-                with self._registry_lock:
-                    self._breakers[obj] = globals_by_id.get(id(obj), "unknown")
-
-    def name_of(self, breaker: pybreaker.CircuitBreaker) -> str:
+    def report_name(self, breaker: pybreaker.CircuitBreaker) -> str:
+        """The breaker's name as reported (a new one's series are started at 0 first)."""
         name = breaker.name
         if name is None:
-            name = self._breakers.get(breaker)
-            if name is None:  # created while this instrumentation was off
-                with self._registry_lock:
-                    name = self._breakers[breaker] = "unknown"
-        return self._cap.known.get(name) or self._first_seen(str(name))
+            name = self.breakers.site(breaker)
+        return self.names.reported.get(name) or self.names.report(str(name))
 
-    def _first_seen(self, name: str) -> str:
-        """Report a new breaker's main counters at 0 before they first count.
-
-        Prometheus computes rate() and increase() from the samples it has: a series that appears
-        with a value already above 0 loses that first count. Series that start at 0 lose nothing.
-        """
-        reported = self._cap(name)
-        try:
-            for state, outcome, etype in _COUNTED_FROM_ZERO:
-                attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, OUTCOME: outcome}
-                if etype is not None:
-                    attributes[ERROR_TYPE] = etype
-                self.calls.add(0, attributes)
-            for previous, state in _TRANSITIONS_FROM_ZERO:
-                attributes = {BREAKER_NAME: reported, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous}
-                self.transitions.add(0, attributes)
-        except Exception as fault:  # the call's span and other metrics still go ahead
-            report_fault("pybreaker series initialisation", fault)
-        return reported
+    def _count_from_zero(self, name: str) -> None:
+        """A new breaker: its main counters start at 0 (see :class:`NameRegistry`)."""
+        for state, outcome, etype in _COUNTED_FROM_ZERO:
+            self.calls.add(0, self.call_attributes.get(name, state, outcome, etype))
+        for previous, state in _TRANSITIONS_FROM_ZERO:
+            self.transitions.add(0, self.transition_attributes.get(name, state, previous))
 
     # -- calls ----------------------------------------------------------------------------------
 
     def start(self, breaker: pybreaker.CircuitBreaker) -> ActiveCall:
-        name = self.name_of(breaker)
+        name = self.report_name(breaker)
         # The cached state object: reading `breaker.state` could hit Redis and fire a transition.
         state = STATES[breaker._state.name]
-        span = None
-        if self.tracer is not None:
-            try:
-                span = self.tracer.start_span(
-                    name, kind=SpanKind.INTERNAL, attributes={BREAKER_NAME: name, BREAKER_STATE: state}
-                )
-            except Exception as fault:  # the call is still counted, without a span
-                report_fault("pybreaker span start", fault)
-            else:
-                if not span.is_recording():
-                    span = None
+        span = self.start_span(name, {BREAKER_NAME: name, BREAKER_STATE: state})
+        if span is not None and not span.is_recording():
+            span = None
         return ActiveCall(breaker, name, state, span)
-
-    def _known_breakers(self) -> list[pybreaker.CircuitBreaker]:
-        # Breakers are registered from any thread while the metric reader's thread observes them.
-        with self._registry_lock:
-            return list(self._breakers.keys())
 
     def classify(self, call: ActiveCall, exc: BaseException) -> tuple[str, BaseException]:
         """Outcome of a call that raised ``exc``, and the exception that explains it."""
@@ -274,13 +212,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     ) -> None:
         try:
             etype = None if error is None else error_type(error)
-            key = (call.name, call.state, outcome, etype)
-            attributes = self._attributes.get(key)
-            if attributes is None:
-                attributes = {BREAKER_NAME: call.name, BREAKER_STATE: call.state, OUTCOME: outcome}
-                if etype is not None:
-                    attributes[ERROR_TYPE] = etype
-                self._attributes[key] = attributes
+            attributes = self.call_attributes.get(call.name, call.state, outcome, etype)
             self.calls.add(1, attributes)
             self.duration.record(elapsed, attributes)
             span = call.span
@@ -300,7 +232,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     ) -> None:
         span.set_attributes(attributes)
         if error is not None:
-            record_exception(span, error, self.exception_messages)
+            record_exception(span, error, messages=self.exception_messages)
             if outcome != BreakerOutcome.IGNORED.value:
                 span.set_status(Status(StatusCode.ERROR))
         self.call_hook(span, lambda: BreakerCallInfo(call.breaker, call.name, call.state, outcome, error))
@@ -349,36 +281,34 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
 
     # -- transitions ----------------------------------------------------------------------------
 
+    @contain("pybreaker transition telemetry")
     def transition(self, breaker: pybreaker.CircuitBreaker, previous: Any, new: Any) -> None:
-        try:
-            name = self.name_of(breaker)
-            state = STATES[new.name]
-            previous_state = STATES[previous.name] if previous is not None else state
-            attributes = {BREAKER_NAME: name, BREAKER_STATE: state, BREAKER_PREVIOUS_STATE: previous_state}
-            self.transitions.add(1, attributes)
-            level = 30 if state == BreakerState.OPEN.value else 20
-            logger.log(level, "circuit breaker %r changed state: %s -> %s", name, previous_state, state)
-            if self.tracer is None:
-                return
-            current = trace.get_current_span()
-            if current.is_recording():
-                current.add_event(STATE_CHANGE_EVENT, attributes)
-            else:
-                span = self.tracer.start_span(
-                    f"{name} state change", kind=SpanKind.INTERNAL, attributes=attributes
-                )
-                span.add_event(STATE_CHANGE_EVENT, attributes)
-                span.end()
-        except Exception as fault:
-            report_fault("pybreaker transition telemetry", fault)
+        name = self.report_name(breaker)
+        state = STATES[new.name]
+        previous_state = STATES[previous.name] if previous is not None else state
+        attributes = self.transition_attributes.get(name, state, previous_state)
+        self.transitions.add(1, attributes)
+        level = logging.WARNING if state == BreakerState.OPEN.value else logging.INFO
+        logger.log(level, "circuit breaker %r changed state: %s -> %s", name, previous_state, state)
+        if self.tracer is None:
+            return
+        active_span = trace.get_current_span()
+        if active_span.is_recording():
+            active_span.add_event(STATE_CHANGE_EVENT, attributes)
+        else:
+            span = self.tracer.start_span(
+                f"{name} state change", kind=SpanKind.INTERNAL, attributes=attributes
+            )
+            span.add_event(STATE_CHANGE_EVENT, attributes)
+            span.end()
 
     # -- observable instruments -----------------------------------------------------------------
 
     def observe_states(self) -> list[Observation]:
         counts: dict[str, dict[str, int]] = {}
         try:
-            for breaker in self._known_breakers():
-                per_state = counts.setdefault(self.name_of(breaker), dict.fromkeys(STATES.values(), 0))
+            for breaker in self.breakers.snapshot():
+                per_state = counts.setdefault(self.report_name(breaker), dict.fromkeys(STATES.values(), 0))
                 per_state[STATES[breaker._state.name]] += 1
         except Exception as fault:
             report_fault("breaker state observation", fault)
@@ -391,7 +321,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     def observe_failures(self) -> list[Observation]:
         failures: dict[str, int] = {}
         try:
-            for breaker in self._known_breakers():
+            for breaker in self.breakers.snapshot():
                 storage = breaker._state_storage
                 count = (
                     storage.counter
@@ -400,35 +330,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
                 )
                 if count is None:  # a shared breaker this process has not counted for yet
                     continue
-                name = self.name_of(breaker)
+                name = self.report_name(breaker)
                 failures[name] = max(failures.get(name, 0), count)
         except Exception as fault:
             report_fault("breaker failure observation", fault)
         return [Observation(value, {BREAKER_NAME: name}) for name, value in failures.items()]
-
-
-# A meter keeps the callbacks of its observable instruments for its lifetime, and returns the
-# existing instrument when one of the same name is created again. The callbacks therefore read
-# whichever telemetry is current if it records to their meter (an SDK meter provider hands out one
-# meter per scope): instrument/uninstrument cycles neither leak, nor go stale, nor report to a
-# meter provider that is no longer the instrumentation's.
-current: list[BreakerTelemetry] = []
-
-
-def _observe_states(meter: Meter, options: CallbackOptions) -> Iterable[Observation]:
-    run_deferred()
-    return current[0].observe_states() if current and current[0].meter is meter else ()
-
-
-def _observe_failures(meter: Meter, options: CallbackOptions) -> Iterable[Observation]:
-    return current[0].observe_failures() if current and current[0].meter is meter else ()
-
-
-def attach(span: Span | None) -> object | None:
-    """Make ``span`` current for the guarded function, so the app's spans become its children."""
-    return None if span is None else context.attach(trace.set_span_in_context(span))
-
-
-def detach(token: object | None) -> None:
-    if token is not None:
-        context.detach(token)  # type: ignore[arg-type]

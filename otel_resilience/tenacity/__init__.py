@@ -70,24 +70,22 @@ module level): the same in every process running the same code.
 
 Options
 -------
-``instrument()`` keyword arguments, each with its environment variable where one exists:
+``instrument()`` takes the options every instrumentor of this package takes (its docstring and the
+README's options table list them, with their environment variables): ``tracer_provider``,
+``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names`` and ``exception_messages``.
+Here ``max_names`` caps distinct operation names, ``metrics_only`` also means no context
+changes, and ``span_hook(span, info)`` receives a :class:`RetryCallInfo` before each operation
+and attempt span ends::
 
-- ``tracer_provider``, ``meter_provider``: default to the global providers.
-- ``metrics_only`` (``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true``): no spans, events or span
-  hooks, and no context changes; metrics stay.
-- ``span_hook``: ``hook(span, info)``, called before each operation and attempt span ends with a
-  frozen :class:`RetryCallInfo` (retry_state, name, attempt, attempts, outcome, error); use it to
-  add attributes. An exception it raises is logged once and otherwise ignored.
-- ``max_names`` (``OTEL_PYTHON_RESILIENCE_MAX_NAMES``, default 200): the cardinality cap on
-  distinct operation names; past it, new names are reported as ``_OTHER``, with one warning.
-- ``exception_messages`` (``OTEL_PYTHON_RESILIENCE_EXCEPTION_MESSAGES``, default true): false
-  records only the type of an exception on spans (an ``exception`` event with ``exception.type``),
-  not its message or traceback, which can carry user data. Metric attributes never carry
-  messages or function arguments: only names, states, outcomes and ``error.type``.
+    from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
 
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tenacity`` turns this instrumentation off under
-``opentelemetry-instrument``, and ``opentelemetry.instrumentation.utils.suppress_instrumentation()``
-turns it off for the operations started inside it.
+    def add_attempt_kind(span, info: RetryCallInfo) -> None:
+        span.set_attribute("app.retry.first_attempt", info.attempt == 1)
+
+    TenacityInstrumentor().instrument(span_hook=add_attempt_kind)
+
+Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tenacity`` (under ``opentelemetry-instrument``);
+``suppress_instrumentation()`` leaves out the operations that start inside it.
 
 Guarantees
 ----------
@@ -102,25 +100,17 @@ the application.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import ClassVar
 
-from otel_resilience._instrumentor import LibraryInstrumentor
-from otel_resilience.tenacity.package import _instruments
+from otel_resilience._kit.instrumentor import LibraryInstrumentor
+from otel_resilience.tenacity._info import RetryCallInfo
 
 __all__ = ["RetryCallInfo", "TenacityInstrumentor"]
 
 
-class TenacityInstrumentor(LibraryInstrumentor):
+class TenacityInstrumentor(LibraryInstrumentor[RetryCallInfo]):
     """Instrument every tenacity retry: operation and attempt spans, backoff events, metrics."""
 
-    library = "tenacity"
-    requirements = _instruments
-    wrappers = "otel_resilience.tenacity._wrappers"
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RetryCallInfo":  # importing it imports tenacity: only on demand
-        from otel_resilience.tenacity._telemetry import RetryCallInfo
-
-        return RetryCallInfo
-    raise AttributeError(name)
+    library: ClassVar[str] = "tenacity"
+    requirements: ClassVar[tuple[str, ...]] = ("tenacity >= 8.2",)
+    patches_module: ClassVar[str] = "otel_resilience.tenacity._patches"

@@ -1,4 +1,4 @@
-"""What the tenacity wrappers record: one object per ``instrument()``, closed over by the wrappers.
+"""What the tenacity patches record: one object per ``instrument()``, closed over by the wrappers.
 
 Each retried operation has one tenacity ``RetryCallState`` (decorated functions copy their
 ``Retrying`` on every call, but make one state per call), so an :class:`Operation` is found by
@@ -9,6 +9,27 @@ exceptions (whose tracebacks lead back to the state), so a loop the application 
 the state, and the weak reference's callback says so. That callback may run inside the garbage
 collector, and so may a generator closed inside ``with attempt:``: there nothing is done but
 queueing; the queue runs when the next operation starts.
+
+An operation's lifecycle, as tenacity drives it (``Phase``; ``_MOVES`` lists the allowed moves, and a
+move outside it is reported as a fault of ours):
+
+=====================================  ==============================  ===================================
+tenacity event                         patch point -> method           what changes
+=====================================  ==============================  ===================================
+first ``iter`` of a new state          ``iter`` -> ``start``           operation span starts; STARTED
+``iter`` returns ``DoAttempt``         ``iter`` -> ``decided``         attempt span starts; ATTEMPTING
+``set_result`` / ``set_exception``     ``set_*`` -> ``attempt_ended``  attempt's end and error kept; RAN
+... with a ``GeneratorExit``           ``set_exception``               nothing more from here; CLOSING
+``iter`` returns ``DoSleep``           ``iter`` -> ``decided``         attempt ends failed, backoff
+                                                                       recorded; BACKING_OFF
+``iter`` returns a value               ``iter`` -> ``decided``         attempt ends (JUDGED), then the
+                                                                       operation; ENDED
+``iter`` raises                        ``iter`` -> ``raised``          attempt (if open: JUDGED) and
+                                                                       operation end, failed; ENDED
+``with attempt:`` entered / left       ``AttemptManager`` enter/exit   attempt span current in the block
+state freed before a final ``iter``    weak reference -> deferred      open attempt and operation end
+(``return``/``break``, closed)         ``_abandoned``                  at the last progress; ENDED
+=====================================  ==============================  ===================================
 """
 
 from __future__ import annotations
@@ -17,22 +38,22 @@ import inspect
 import weakref
 from concurrent.futures._base import FINISHED
 from contextvars import ContextVar
-from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from time import perf_counter, time_ns
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import tenacity
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
-from otel_resilience._deferred import _pending, defer, run_deferred
-from otel_resilience._exceptions import record_exception
-from otel_resilience._faults import error_type, report_fault
-from otel_resilience._instruments import create_instrument
-from otel_resilience._names import NameCap, code_site
-from otel_resilience._recorder import Recorder
+from otel_resilience._kit.deferred import defer, pending, run_deferred
+from otel_resilience._kit.exceptions import error_type, record_exception
+from otel_resilience._kit.faults import report_fault
+from otel_resilience._kit.instruments import create_instrument
+from otel_resilience._kit.names import AttributeSets, NameRegistry, code_site, function_name
+from otel_resilience._kit.recording import Recorder, make_current, restore
 from otel_resilience.contract import (
     BACKOFF_EVENT,
     ERROR_TYPE,
@@ -51,13 +72,14 @@ from otel_resilience.contract import (
     AttemptOutcome,
     RetryOutcome,
 )
+from otel_resilience.tenacity._info import RetryCallInfo
 
 if TYPE_CHECKING:
     from types import FrameType
 
     from opentelemetry.context import Context
 
-    from otel_resilience._settings import Settings
+    from otel_resilience._kit.settings import Settings
 
 _SKIPPED_PACKAGES = ("tenacity", "stamina", "wrapt", "otel_resilience", "contextlib")
 _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
@@ -74,47 +96,37 @@ _OUTCOMES = {
 }
 
 
-@dataclass(frozen=True)
-class RetryCallInfo:
-    """What the ``span_hook`` receives about a finished operation or attempt."""
+class Phase(Enum):
+    """Where a retried operation is in its lifecycle (the table at the top of this module)."""
 
-    retry_state: tenacity.RetryCallState | None
-    """tenacity's state of the operation (``fn``, ``args``, ``retry_object``, ``outcome``...); None
-    when the operation was recorded after tenacity released it (a loop left early)."""
-    name: str
-    """The reported operation name (``resilience.retry.name``)."""
-    attempt: int | None
-    """The 1-based attempt number on attempt spans; None on the operation span."""
-    attempts: int
-    """Attempts the operation made so far."""
-    outcome: str
-    """On the operation span a ``RetryOutcome`` value, on attempt spans ``success`` or ``failure``."""
-    error: BaseException | None
-    """The attempt's exception, or the exception the operation raised; None otherwise."""
+    STARTED = "started"
+    ATTEMPTING = "attempting"
+    RAN = "ran"
+    """The attempt ran (``set_result``/``set_exception``); ``iter`` has not judged it yet, or never will."""
+    CLOSING = "closing"
+    """A generator or coroutine was closed inside the attempt, perhaps by the garbage collector."""
+    BACKING_OFF = "backing_off"
+    JUDGED = "judged"
+    """The last attempt ended without a backoff: the operation ends next."""
+    ENDED = "ended"
 
 
-class ReportedName:
-    """An operation name as reported (``_OTHER`` past the cardinality cap) and its metric attribute sets.
+_MOVES: dict[Phase, frozenset[Phase]] = {
+    Phase.STARTED: frozenset({Phase.ATTEMPTING, Phase.ENDED}),
+    Phase.ATTEMPTING: frozenset({Phase.RAN, Phase.CLOSING, Phase.JUDGED}),
+    # retry_if_result in a for-attempt loop: set_result runs twice for one attempt.
+    Phase.RAN: frozenset({Phase.RAN, Phase.BACKING_OFF, Phase.JUDGED}),
+    Phase.CLOSING: frozenset({Phase.JUDGED}),
+    Phase.BACKING_OFF: frozenset({Phase.ATTEMPTING, Phase.ENDED}),
+    Phase.JUDGED: frozenset({Phase.ENDED}),
+    Phase.ENDED: frozenset(),
+}
+"""The allowed moves from each phase."""
+_ATTEMPT_OPEN = frozenset({Phase.ATTEMPTING, Phase.RAN, Phase.CLOSING})
 
-    Each set is built once: recording passes the same dictionaries every time.
-    """
 
-    __slots__ = ("_by_outcome", "attempt_span_name", "attributes", "value")
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-        self.attempt_span_name = f"{value} attempt"
-        self.attributes = {RETRY_NAME: value}
-        self._by_outcome: dict[tuple[str, str | None], dict[str, str]] = {}
-
-    def attributes_for(self, outcome: str, etype: str | None = None) -> dict[str, str]:
-        attributes = self._by_outcome.get((outcome, etype))
-        if attributes is None:
-            attributes = {**self.attributes, OUTCOME: outcome}
-            if etype is not None:
-                attributes[ERROR_TYPE] = etype
-            self._by_outcome[outcome, etype] = attributes
-        return attributes
+class LifecycleError(Exception):
+    """A move the lifecycle table does not allow: a fault of ours, reported, never raised."""
 
 
 class StateRef(weakref.ref[tenacity.RetryCallState]):
@@ -132,32 +144,31 @@ class Operation:
         "attempt_ended",
         "attempt_error",
         "attempt_error_class",
-        "attempt_open",
         "attempt_span",
+        "attempt_span_name",
         "attempt_started",
-        "closing",
         "last_error",
         "last_seen",
         "name",
         "parent",
+        "phase",
         "ref",
-        "reported",
         "span",
         "started",
         "token",
         "wall_started",
     )
 
-    def __init__(self, reported: ReportedName) -> None:
-        self.reported = reported
-        self.name = reported.value
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.phase = Phase.STARTED
         self.span: Span | None = None
+        self.attempt_span_name = ""
         self.parent: Context | None = None  # the context of attempt spans: the operation span's
         # The last time tenacity reported progress: where a loop left early ends.
         self.started = self.last_seen = perf_counter()
         self.wall_started = time_ns()
         self.attempt = 0
-        self.attempt_open = False
         self.attempt_span: Span | None = None
         self.attempt_started = self.started
         self.attempt_ended: float | None = None
@@ -167,12 +178,23 @@ class Operation:
         self.attempt_error_class: type[BaseException] | None = None  # to reuse attempt_error
         self.last_error: str | None = None  # error.type of the last finished attempt, None if it succeeded
         self.token: object | None = None  # the call forms' current attempt span, until the attempt ends
-        self.closing = False
         self.ref: StateRef | None = None
 
     def wall(self, instant: float) -> int:
         """Span timestamp of a ``perf_counter()`` reading: one clock for all of the operation's spans."""
         return self.wall_started + int((instant - self.started) * 1e9)
+
+    def move(self, phase: Phase) -> None:
+        """Enter ``phase``; a move the lifecycle table does not allow is reported as our fault."""
+        if phase not in _MOVES[self.phase]:
+            report_fault(
+                "tenacity operation lifecycle", LifecycleError(f"{self.phase.value} -> {phase.value}")
+            )
+        self.phase = phase
+
+    @property
+    def attempt_open(self) -> bool:
+        return self.phase in _ATTEMPT_OPEN
 
 
 _entered: ContextVar[tuple[object, object, Any] | None] = ContextVar(
@@ -215,12 +237,6 @@ def _retried(retrying: tenacity.BaseRetrying) -> bool:
     return state is not None and bool(state.retry_run_result or state.is_explicit_retry)
 
 
-def _function_name(fn: Any) -> str:
-    module = getattr(fn, "__module__", None) or type(fn).__module__
-    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
-    return f"{module}.{qualname}"
-
-
 def _stamina_name(retrying: tenacity.BaseRetrying) -> str | None:
     """The name stamina gave the function its ``@stamina.retry`` runs in a for-attempt loop.
 
@@ -237,8 +253,8 @@ def _stamina_name(retrying: tenacity.BaseRetrying) -> str | None:
 class RetryTelemetry(Recorder[RetryCallInfo]):
     """Tracer, instruments and operations in progress of one ``instrument()`` call."""
 
-    def __init__(self, settings: Settings[RetryCallInfo]) -> None:
-        super().__init__(settings, __name__)
+    def __init__(self, settings: Settings[RetryCallInfo], scope: str, *, on_open: Callable[[], None]) -> None:
+        super().__init__(settings, scope, on_open=on_open)
         meter = self.meter
         self.calls = create_instrument(meter, RETRY_CALLS)
         self.attempts = create_instrument(meter, RETRY_ATTEMPTS_METRIC)
@@ -246,8 +262,8 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         self.call_duration = create_instrument(meter, RETRY_CALL_DURATION)
         self.call_attempts = create_instrument(meter, RETRY_CALL_ATTEMPTS)
         self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
-        self._cap = NameCap(settings.max_names, "retry")
-        self._reported: dict[str, ReportedName] = {}  # by value: at most max_names and _OTHER
+        self.result_attributes = AttributeSets(RETRY_NAME, OUTCOME, ERROR_TYPE)
+        self.names = NameRegistry("retry", settings.max_names, self._count_from_zero)
         self._on_release = self._released  # one bound method for all weak references
         self.operations: dict[int, Operation] = {}
         """In progress, by ``id()`` of their state. An entry goes when its operation ends or when its
@@ -270,7 +286,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             operation = self.operations.get(id(retry_state))
             if operation is not None:
                 # Closing: tenacity winds down a closed generator, maybe inside the collector.
-                return None if operation.closing else operation
+                return None if operation.phase is Phase.CLOSING else operation
             # Past its first attempt, a state belongs to an operation that started while this
             # instrumentation was off, or that has ended (tasks sharing an AsyncRetrying's loop can
             # drive an ended state on, and so can a generator the collector closes).
@@ -279,7 +295,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             # An empty context suppresses nothing: the common case skips the two look-ups.
             if context.get_current() and not is_instrumentation_enabled():
                 return None
-            if _pending:  # queued by the collector: a new operation starts in the app's own code
+            if pending:  # queued by the collector: a new operation starts in the app's own code
                 run_deferred()
             return self._begin(retrying, retry_state)
         except Exception as fault:
@@ -288,44 +304,27 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
 
     def _begin(self, retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> Operation:
         name = self._name(retrying, retry_state)
-        reported = self._reported.get(name)
-        if reported is None:  # a name past the cap, or a new one
-            value = self._cap(name)
-            reported = self._reported.get(value)
-            if reported is None:
-                reported = self._reported[value] = self._first_seen(value)
-        operation = Operation(reported)
-        if self.tracer is not None:
-            try:
-                operation.span = self.tracer.start_span(
-                    operation.name,
-                    kind=SpanKind.INTERNAL,
-                    attributes={RETRY_NAME: operation.name},
-                    start_time=operation.wall_started,
-                )
-                operation.parent = trace.set_span_in_context(operation.span)
-            except Exception as fault:  # the operation is still counted, without spans
-                report_fault("tenacity span start", fault)
+        operation = Operation(self.names.reported.get(name) or self.names.report(name))
+        span = self.start_span(
+            operation.name, {RETRY_NAME: operation.name}, start_time=operation.wall_started
+        )
+        if span is not None:  # else no spans, and the operation is still counted
+            operation.span = span
+            operation.parent = trace.set_span_in_context(span)
+            operation.attempt_span_name = f"{operation.name} attempt"
         operation.ref = StateRef(retry_state, self._on_release)
         operation.ref.key = id(retry_state)
         self.operations[operation.ref.key] = operation
         return operation
 
-    def _first_seen(self, value: str) -> ReportedName:
-        """Report a new operation's success counters at 0 before they first count.
+    def _count_from_zero(self, name: str) -> None:
+        """A new operation: its success counters start at 0 (see :class:`NameRegistry`).
 
-        Prometheus computes rate() and increase() from the samples it has: a series that appears
-        with a value already above 0 loses that first count. Series that start at 0 lose nothing
-        (failures carry an error.type not known in advance).
+        Failures carry an ``error.type`` not known in advance.
         """
-        reported = ReportedName(value)
-        try:
-            for outcome in (RetryOutcome.SUCCESS_WITHOUT_RETRY, RetryOutcome.SUCCESS_WITH_RETRY):
-                self.calls.add(0, reported.attributes_for(outcome.value))
-            self.attempts.add(0, reported.attributes_for(AttemptOutcome.SUCCESS.value))
-        except Exception as fault:  # the operation's spans and other metrics still go ahead
-            report_fault("tenacity series initialisation", fault)
-        return reported
+        for outcome in (RetryOutcome.SUCCESS_WITHOUT_RETRY, RetryOutcome.SUCCESS_WITH_RETRY):
+            self.calls.add(0, self.result_attributes.get(name, outcome.value))
+        self.attempts.add(0, self.result_attributes.get(name, AttemptOutcome.SUCCESS.value))
 
     @staticmethod
     def _name(retrying: tenacity.BaseRetrying, retry_state: tenacity.RetryCallState) -> str:
@@ -333,7 +332,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         if isinstance(name, str) and name:
             return name
         if retry_state.fn is not None:
-            return _function_name(retry_state.fn)
+            return function_name(retry_state.fn)
         return _stamina_name(retrying) or code_site(_SKIPPED_PACKAGES)
 
     # -- what iter decided ----------------------------------------------------------------------
@@ -349,12 +348,14 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             if isinstance(action, tenacity.DoAttempt):
                 self._start_attempt(operation, retry_state)
             elif isinstance(action, tenacity.DoSleep):
-                self._end_attempt(operation, retry_state, True, _outcome_error(retry_state), float(action))
+                self._end_attempt(
+                    operation, retry_state, _outcome_error(retry_state), failed=True, backoff=float(action)
+                )
             else:  # the result, or what retry_error_callback returned after the stop
                 error = _outcome_error(retry_state)
                 failed = error is not None or _retried(retrying)
-                self._end_attempt(operation, retry_state, failed, error)
-                self._finish(operation, retry_state, failed, operation.last_error, None)
+                self._end_attempt(operation, retry_state, error, failed=failed)
+                self._finish(operation, retry_state, operation.last_error, None, failed=failed)
         except Exception as fault:
             report_fault("tenacity attempt telemetry", fault)
 
@@ -370,7 +371,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             gave_up = isinstance(exc, tenacity.RetryError)  # only ever after a verdict "retry"
             if operation.attempt_open:
                 failed = error is not None or gave_up or _retried(retrying)
-                self._end_attempt(operation, retry_state, failed, error)
+                self._end_attempt(operation, retry_state, error, failed=failed)
             if gave_up and operation.last_error is not None:
                 # A RetryError says only that tenacity gave up: the last attempt's error says why.
                 etype = operation.last_error
@@ -379,8 +380,10 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 span = operation.span
                 # Recording costs a formatted traceback: once per exception, on the attempt if it has it.
                 if exc is not error and span is not None and span.is_recording():
-                    record_exception(span, exc, self.exception_messages, operation.wall(perf_counter()))
-            self._finish(operation, retry_state, True, etype, exc)
+                    record_exception(
+                        span, exc, messages=self.exception_messages, timestamp=operation.wall(perf_counter())
+                    )
+            self._finish(operation, retry_state, etype, exc, failed=True)
         except Exception as fault:
             report_fault("tenacity operation telemetry", fault)
 
@@ -391,23 +394,22 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         if operation.attempt_open and operation.attempt == number:
             return  # tasks iterating one AsyncRetrying share its state: one attempt, run twice
         operation.attempt = number
-        operation.attempt_open = True
+        operation.move(Phase.ATTEMPTING)
         operation.attempt_started = operation.last_seen = perf_counter()
         operation.attempt_ended = operation.attempt_error = operation.attempt_error_class = None
-        if self.tracer is None:
+        if operation.span is None:  # metrics only, or the operation span could not start
             return
-        span = self.tracer.start_span(
-            operation.reported.attempt_span_name,
-            operation.parent,
-            SpanKind.INTERNAL,
-            attributes={RETRY_NAME: operation.name, RETRY_ATTEMPT: number},
+        span = self.start_span(
+            operation.attempt_span_name,
+            {RETRY_NAME: operation.name, RETRY_ATTEMPT: number},
+            parent=operation.parent,
             start_time=operation.wall(operation.attempt_started),
         )
         operation.attempt_span = span
-        if retry_state.fn is not None:
+        if span is not None and retry_state.fn is not None:
             # Call forms run the attempt in tenacity's own frame, right after this returns, and end
             # it with set_result/set_exception in that frame: the same context is current there.
-            operation.token = context.attach(trace.set_span_in_context(span))
+            operation.token = make_current(span)
 
     def attempt_ended(self, retry_state: tenacity.RetryCallState, exc: BaseException | None) -> None:
         """``set_result``/``set_exception``: the attempt ran; ``iter`` may judge it later, or never."""
@@ -421,14 +423,15 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 # A generator or coroutine closed inside the attempt, perhaps by the garbage
                 # collector: no span, context or lock work from here on. The operation ends as a
                 # loop left early, from the deferred queue once tenacity releases its state.
-                operation.closing = True
+                operation.move(Phase.CLOSING)
                 return
+            operation.move(Phase.RAN)
             if exc is None:
                 operation.attempt_error = operation.attempt_error_class = None
             else:
                 operation.attempt_error, operation.attempt_error_class = error_type(exc), type(exc)
             if token is not None:
-                context.detach(token)  # type: ignore[arg-type]
+                restore(token)
         except Exception as fault:
             report_fault("tenacity attempt telemetry", fault)
 
@@ -436,14 +439,15 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         self,
         operation: Operation,
         retry_state: tenacity.RetryCallState | None,
-        failed: bool,
         error: BaseException | None,
+        *,
+        failed: bool,
         backoff: float | None = None,
         etype: str | None = None,
     ) -> None:
         if not operation.attempt_open:
             return
-        operation.attempt_open = False
+        operation.move(Phase.BACKING_OFF if backoff is not None else Phase.JUDGED)
         ended = operation.attempt_ended if operation.attempt_ended is not None else perf_counter()
         if failed and etype is None:
             if error is None:
@@ -454,11 +458,11 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 etype = error_type(error)
         operation.last_error = etype if failed else None
         outcome = _FAILURE if failed else _SUCCESS
-        attributes = operation.reported.attributes_for(outcome, operation.last_error)
+        attributes = self.result_attributes.get(operation.name, outcome, operation.last_error)
         self.attempts.add(1, attributes)
         self.attempt_duration.record(ended - operation.attempt_started, attributes)
         if backoff is not None:
-            self.backoff.record(backoff, operation.reported.attributes)
+            self.backoff.record(backoff, self.result_attributes.get(operation.name))
         span, operation.attempt_span = operation.attempt_span, None
         if span is None:
             return
@@ -466,7 +470,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         if span.is_recording():
             span.set_attributes(attributes)
             if error is not None:
-                record_exception(span, error, self.exception_messages, end)
+                record_exception(span, error, messages=self.exception_messages, timestamp=end)
             if failed:
                 span.set_status(_ERROR)
             if backoff is not None:
@@ -480,11 +484,13 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         self,
         operation: Operation,
         retry_state: tenacity.RetryCallState | None,
-        failed: bool,
         etype: str | None,
         error: BaseException | None,
+        *,
+        failed: bool,
         ended: float | None = None,
     ) -> None:
+        operation.move(Phase.ENDED)
         if operation.ref is not None:
             self.operations.pop(operation.ref.key, None)
             operation.ref = None  # gone with its callback: nothing to do when tenacity frees the state
@@ -493,10 +499,10 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         elapsed = ended - operation.started
         attempts = operation.attempt
         outcome = _OUTCOMES[failed, attempts > 1]
-        attributes = operation.reported.attributes_for(outcome, etype)
+        attributes = self.result_attributes.get(operation.name, outcome, etype)
         self.calls.add(1, attributes)
         self.call_duration.record(elapsed, attributes)
-        self.call_attempts.record(attempts, operation.reported.attributes_for(outcome))
+        self.call_attempts.record(attempts, self.result_attributes.get(operation.name, outcome))
         span = operation.span
         if span is None:
             return
@@ -527,11 +533,11 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 operation.attempt_ended = operation.last_seen
             error = operation.attempt_error
             try:
-                self._end_attempt(operation, None, error is not None, None, etype=error)
+                self._end_attempt(operation, None, None, failed=error is not None, etype=error)
             except Exception as fault:  # the operation's own metrics are still recorded
                 report_fault("tenacity attempt telemetry", fault)
         error = operation.last_error
-        self._finish(operation, None, error is not None, error, None, operation.last_seen)
+        self._finish(operation, None, error, None, failed=error is not None, ended=operation.last_seen)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -555,11 +561,11 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         """``with attempt:`` (``caller`` entered it): make the attempt span current in the block."""
         try:
             operation = self.find(manager.retry_state)
-            if operation is None or operation.attempt_span is None or operation.closing:
+            if operation is None or operation.attempt_span is None or operation.phase is Phase.CLOSING:
                 return
             if _in_generator(caller):
                 return
-            token = context.attach(trace.set_span_in_context(operation.attempt_span))
+            token = make_current(operation.attempt_span)
             _entered.set((manager, token, _entered.get()))
         except Exception as fault:
             report_fault("tenacity attempt context", fault)
@@ -573,4 +579,4 @@ def leave_attempt(manager: Any, exc_type: type[BaseException] | None) -> None:
     if exc_type is not None and issubclass(exc_type, GeneratorExit):
         return  # a coroutine closed, perhaps by the garbage collector: its context goes with it
     _entered.set(entry[2])
-    context.detach(entry[1])  # type: ignore[arg-type]
+    restore(entry[1])

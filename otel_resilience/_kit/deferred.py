@@ -11,21 +11,22 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable
 
-from otel_resilience._faults import report_fault
+from otel_resilience._kit.faults import report_fault
 
-_pending: deque[Callable[[], None]] = deque()
+pending: deque[Callable[[], None]] = deque()
+"""Queued work; hot paths test it for emptiness before calling :func:`run_deferred`."""
 
 
 def defer(work: Callable[[], None]) -> None:
     """Queue ``work``; safe from a finaliser (``deque.append`` takes no lock)."""
-    _pending.append(work)
+    pending.append(work)
 
 
 def run_deferred() -> None:
     """Run queued work now; cheap when nothing is queued."""
-    while _pending:
+    while pending:
         try:
-            work = _pending.popleft()
+            work = pending.popleft()
         except IndexError:  # another thread took the last item
             return
         try:

@@ -1,4 +1,4 @@
-"""Options shared by both instrumentors: ``instrument()`` arguments and environment variables.
+"""Options shared by every instrumentor: ``instrument()`` arguments and environment variables.
 
 An invalid value never stops the application: it is replaced by the default, with one warning
 that names the setting, the value given and the value used.
@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
-from otel_resilience._faults import logger
+from otel_resilience._kit.faults import logger
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from otel_resilience._kit.recording import SpanHook
 
 METRICS_ONLY_ENV: Final = "OTEL_PYTHON_RESILIENCE_METRICS_ONLY"
 """``true`` turns spans off; metrics stay on."""
@@ -38,7 +40,7 @@ class Settings(Generic[InfoT]):
     meter_provider: MeterProvider | None
     metrics_only: bool
     max_names: int
-    span_hook: Callable[[Any, InfoT], None] | None
+    span_hook: SpanHook[InfoT] | None
     exception_messages: bool
 
 

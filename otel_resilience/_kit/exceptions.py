@@ -1,10 +1,8 @@
-"""Exceptions on spans, with or without their messages."""
+"""Exceptions in telemetry: their ``error.type``, and their record on spans, with or without messages."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-from otel_resilience._faults import error_type
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -13,7 +11,16 @@ _EXCEPTION_EVENT = "exception"
 _EXCEPTION_TYPE = "exception.type"
 
 
-def record_exception(span: Span, exc: BaseException, messages: bool, timestamp: int | None = None) -> None:
+def error_type(exc: BaseException) -> str:
+    """``error.type`` of an exception: its class as ``module.QualName``, builtins without module."""
+    cls = type(exc)
+    module = cls.__module__
+    if module == "builtins":
+        return cls.__qualname__
+    return f"{module}.{cls.__qualname__}"
+
+
+def record_exception(span: Span, exc: BaseException, *, messages: bool, timestamp: int | None = None) -> None:
     """Record ``exc`` on ``span``; without ``messages``, only its type.
 
     An exception's message can carry user data (an e-mail address, a query). Its formatted

@@ -1,0 +1,90 @@
+"""What every library's telemetry object shares: tracer, meter, span hook, SDK gate, current spans."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
+
+from opentelemetry import context, trace
+from opentelemetry.metrics import get_meter
+from opentelemetry.trace import SpanKind
+
+from otel_resilience._kit.faults import report_fault
+from otel_resilience._kit.gate import SdkGate
+from otel_resilience.version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
+
+    from otel_resilience._kit.settings import Settings
+
+InfoT = TypeVar("InfoT")
+InfoT_contra = TypeVar("InfoT_contra", contravariant=True)
+
+
+class SpanHook(Protocol[InfoT_contra]):
+    """A ``span_hook``: called with each span of ours, and what it is about, before the span ends.
+
+    ``info`` is a frozen dataclass of the library's (``BreakerCallInfo``, ``RetryCallInfo``). Use
+    the hook to add attributes; an exception it raises is logged once and otherwise ignored.
+    """
+
+    def __call__(self, span: Span, info: InfoT_contra, /) -> None: ...
+
+
+class Recorder(Generic[InfoT]):
+    """The tracer (None in metrics-only mode), the meter, the span options, and the SDK gate.
+
+    A library's telemetry object subclasses it; one is made per ``instrument()``.
+    """
+
+    def __init__(self, settings: Settings[InfoT], scope: str, *, on_open: Callable[[], None]) -> None:
+        self.scope = scope
+        self.tracer = (
+            None if settings.metrics_only else trace.get_tracer(scope, __version__, settings.tracer_provider)
+        )
+        self.meter = get_meter(scope, __version__, settings.meter_provider)
+        self.span_hook: SpanHook[InfoT] | None = settings.span_hook
+        self.exception_messages = settings.exception_messages
+        self.gate = SdkGate(
+            settings.tracer_provider, settings.meter_provider, spans=self.tracer is not None, on_open=on_open
+        )
+
+    def start_span(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        *,
+        parent: Context | None = None,
+        start_time: int | None = None,
+    ) -> Span | None:
+        """A new INTERNAL span; None in metrics-only mode, or when the SDK failed to start one.
+
+        A span that cannot start costs the call its span, never its metrics: the fault is reported.
+        """
+        if self.tracer is None:
+            return None
+        try:
+            return self.tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, start_time=start_time)
+        except Exception as fault:
+            report_fault(f"{self.scope} span start", fault)
+            return None
+
+    def call_hook(self, span: Span, info: Callable[[], InfoT]) -> None:
+        """Give the user's ``span_hook`` the span and what ``info()`` builds (only when there is a hook)."""
+        if self.span_hook is None:
+            return
+        try:
+            self.span_hook(span, info())
+        except Exception as fault:
+            report_fault("span_hook", fault)
+
+
+def make_current(span: Span) -> object:
+    """Make ``span`` the current span, so that the application's spans become its children."""
+    return context.attach(trace.set_span_in_context(span))
+
+
+def restore(token: object) -> None:
+    """Undo :func:`make_current`, in the context that did it."""
+    context.detach(token)  # type: ignore[arg-type]

@@ -1,0 +1,188 @@
+"""pybreaker's patch points: small closures over one :class:`BreakerTelemetry`, on pybreaker's classes.
+
+Class-level wraps cover breakers created before ``instrument()`` and decorated functions, which
+look ``breaker.call`` up at call time. Patch points:
+
+- ``CircuitBreaker.call`` / ``call_async``: one user call (span, duration, outcome);
+- ``CircuitBreakerState.call``: the function is about to run, in this state (the open state
+  overrides ``call``, so rejected calls never get here);
+- ``CircuitBreaker.is_system_error``: pybreaker's verdict on an exception (failure or ignored);
+- ``CircuitBreaker._create_new_state``: every transition (``notify=True``);
+- ``CircuitBreaker.__init__``: a new breaker and the code that created it;
+- ``CircuitRedisStorage.increment_counter`` / ``reset_counter``: the consecutive failures of a
+  shared breaker, kept here so that metric collection never waits on Redis.
+
+Until something can record (no SDK configured), ``CircuitBreakerState.call`` and
+``is_system_error`` stay unpatched: only recorded calls need them, and every call would pay their
+wrapt layer. They are late patches, installed when the SDK gate first opens.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from types import GeneratorType
+from typing import TYPE_CHECKING, Any, Callable
+
+import pybreaker
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+
+from otel_resilience._kit.deferred import pending, run_deferred
+from otel_resilience._kit.faults import contain, report_fault
+from otel_resilience._kit.gate import gated
+from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
+from otel_resilience._kit.recording import make_current, restore
+from otel_resilience.contract import BreakerOutcome
+from otel_resilience.pybreaker._telemetry import STATES, ActiveCall, BreakerTelemetry, active_call
+
+if TYPE_CHECKING:
+    from otel_resilience._kit.settings import Settings
+    from otel_resilience.pybreaker._info import BreakerCallInfo
+
+_SUCCESS = BreakerOutcome.SUCCESS.value
+
+
+def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
+    """A new call record, or None when this call is not to be recorded."""
+    if pending:
+        run_deferred()
+    outer = active_call.get()
+    if outer is not None and outer.breaker is breaker and not outer.ran:
+        return None  # pybreaker re-entering `call` on its way from open to half-open
+    if not is_instrumentation_enabled():
+        return None
+    try:
+        return telemetry.start(breaker)
+    except Exception as fault:
+        report_fault("pybreaker call telemetry", fault)
+        return None
+
+
+def _run_active(
+    telemetry: BreakerTelemetry,
+    record: ActiveCall,
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run pybreaker's call with ``record`` active and its span current; finish it if it raises."""
+    token = active_call.set(record)
+    span_token = None if record.span is None else make_current(record.span)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as exc:
+        telemetry.finish(record, exc)
+        raise
+    finally:
+        if span_token is not None:
+            restore(span_token)
+        active_call.reset(token)
+
+
+def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def call(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        record = _start(telemetry, instance)
+        if record is None:
+            return wrapped(*args, **kwargs)
+        result = _run_active(telemetry, record, wrapped, args, kwargs)
+        if record.ran and type(result) is GeneratorType:
+            return telemetry.follow(result, record)
+        telemetry.record(record, _SUCCESS, None, perf_counter() - record.started)
+        return result
+
+    return gated(telemetry.gate, call)
+
+
+def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    guarded = contain("pybreaker call_async telemetry")
+
+    def call_async(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        record = _start(telemetry, instance)
+        if record is None:
+            return wrapped(*args, **kwargs)
+        future = _run_active(telemetry, record, wrapped, args, kwargs)
+        with guarded:
+            future.add_done_callback(telemetry.finish_future(record))
+        return future
+
+    return gated(telemetry.gate, call_async)
+
+
+def _state_call(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    record = active_call.get()
+    if record is not None and record.breaker is instance._breaker:
+        record.ran = True
+        record.state = STATES.get(instance.name, instance.name)
+    return wrapped(*args, **kwargs)
+
+
+def _verdict_observer(telemetry: BreakerTelemetry) -> Observer:
+    verdicts = telemetry.verdicts
+
+    def is_system_error(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], counted: Any) -> None:
+        try:  # inline, not `contain`: once per failed call, where the guard's cost would show
+            verdicts.put(args[0] if args else kwargs["exception"], bool(counted))
+        except Exception as fault:
+            report_fault("pybreaker failure classification", fault)
+
+    return is_system_error
+
+
+def _transition_observer(telemetry: BreakerTelemetry) -> Observer:
+    def create_new_state(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], new_state: Any) -> None:
+        notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
+        if notify and telemetry.gate() and is_instrumentation_enabled():
+            previous = kwargs.get("prev_state", args[1] if len(args) > 1 else None)
+            telemetry.transition(breaker, previous, new_state)
+
+    return create_new_state
+
+
+def _shared_counter_observer(telemetry: BreakerTelemetry, *, failed: bool) -> Observer:
+    @contain("pybreaker shared failure count")
+    def counter_changed(storage: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        telemetry.shared_failure_counted(storage, failed=failed)
+
+    return counter_changed
+
+
+def _registration_observer(telemetry: BreakerTelemetry) -> Observer:
+    @contain("pybreaker breaker registration")
+    def init(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        telemetry.breakers.register(breaker)
+
+    return init
+
+
+def instrumentation(
+    settings: Settings[BreakerCallInfo], scope: str, on_open: Callable[[], None]
+) -> tuple[BreakerTelemetry, PatchPlan]:
+    """The telemetry of one ``instrument()`` and what it patches."""
+    telemetry = BreakerTelemetry(settings, scope, on_open=on_open)
+    eager: list[PatchTarget] = [
+        (pybreaker.CircuitBreaker, "__init__", after_call(_registration_observer(telemetry))),
+        (pybreaker.CircuitBreaker, "call", _call_wrapper(telemetry)),
+        (pybreaker.CircuitBreaker, "_create_new_state", after_call(_transition_observer(telemetry))),
+        (
+            pybreaker.CircuitRedisStorage,
+            "increment_counter",
+            after_call(_shared_counter_observer(telemetry, failed=True)),
+        ),
+        (
+            pybreaker.CircuitRedisStorage,
+            "reset_counter",
+            after_call(_shared_counter_observer(telemetry, failed=False)),
+        ),
+    ]
+    if pybreaker.HAS_TORNADO_SUPPORT:
+        eager.append((pybreaker.CircuitBreaker, "call_async", _call_async_wrapper(telemetry)))
+    late: list[PatchTarget] = [
+        (pybreaker.CircuitBreakerState, "call", _state_call),
+        (pybreaker.CircuitBreaker, "is_system_error", after_call(_verdict_observer(telemetry))),
+    ]
+    return telemetry, PatchPlan(eager, late)

@@ -1,1 +1,0 @@
-_instruments = ("pybreaker >= 1.0",)

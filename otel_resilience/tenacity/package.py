@@ -1,1 +1,0 @@
-_instruments = ("tenacity >= 8.2",)
