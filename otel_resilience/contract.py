@@ -21,6 +21,8 @@ BREAKER_PREVIOUS_STATE: Final = "resilience.circuit_breaker.previous_state"
 RETRY_NAME: Final = "resilience.retry.name"
 OUTCOME: Final = "resilience.outcome"
 ERROR_TYPE: Final = "error.type"
+DIAGNOSTIC: Final = "resilience.diagnostic"
+"""The misuse a diagnostics finding reports (a :class:`Finding` value)."""
 
 # Span-only attributes.
 RETRY_ATTEMPT: Final = "resilience.retry.attempt"
@@ -34,6 +36,9 @@ RETRY_BACKOFF: Final = "resilience.retry.backoff"
 
 STATE_CHANGE_EVENT: Final = "circuit_breaker.state_change"
 BACKOFF_EVENT: Final = "retry.backoff"
+ABANDONED_EVENT: Final = "circuit_breaker.awaitable_abandoned"
+"""On an ``unguarded`` call's span: the awaitable was dropped without being awaited, so the guarded
+function never ran."""
 
 REJECTED_RESULT: Final = "result"
 """``error.type`` of a retry attempt that returned a value the retry policy rejected
@@ -62,6 +67,9 @@ class BreakerOutcome(str, Enum):
     """The breaker was open: the function never ran."""
     IGNORED = "ignored"
     """The function raised an excluded exception: re-raised, not counted as a failure."""
+    UNGUARDED = "unguarded"
+    """The function returned an awaitable (an ``async def``): the breaker counted the call before it
+    ran and never saw its result. ``error.type`` names what the awaited body raised, if anything."""
 
 
 class RetryOutcome(str, Enum):
@@ -80,6 +88,101 @@ class AttemptOutcome(str, Enum):
 
     SUCCESS = "success"
     FAILURE = "failure"
+
+
+class Finding(str, Enum):
+    """Values of ``resilience.diagnostic``: resilience code used in a way that defeats it."""
+
+    BREAKER_BLIND_TO_ASYNC = "breaker_blind_to_async"
+    RETRY_UNBOUNDED = "retry_unbounded"
+    RETRY_ON_REJECTION = "retry_on_rejection"
+
+
+@dataclass(frozen=True)
+class FindingGuide:
+    """What a finding means to a user: the warning logged once per name, and its docs section."""
+
+    title: str
+    wrong: str
+    """What is wrong, in one sentence."""
+    cost: str
+    """What it costs the application."""
+    fix: str
+    """What to do instead."""
+    example: str
+    """A minimal program that shows it (Python)."""
+    counted: str
+    """What ``resilience.diagnostics`` counts for this finding."""
+
+
+FINDING_GUIDES: Final[dict[Finding, FindingGuide]] = {
+    Finding.BREAKER_BLIND_TO_ASYNC: FindingGuide(
+        title="A breaker that cannot see async failures",
+        wrong="the breaker guards an `async def`: it counts each call as a success when the coroutine is"
+        " created, before its body runs, and never sees the body's exceptions",
+        cost="failures never count, so the breaker never opens while its dependency is down; every call"
+        " still waits for the failing dependency",
+        fix="use an asyncio-aware breaker (the `circuitbreaker` package supports `async def`), or guard"
+        " a synchronous function",
+        example="""import asyncio
+
+import pybreaker
+
+breaker = pybreaker.CircuitBreaker(fail_max=3, name="service")
+
+
+@breaker
+async def call_service() -> str:
+    raise ConnectionError("down")
+
+
+async def main() -> None:
+    for _ in range(6):
+        try:
+            await call_service()
+        except ConnectionError:
+            pass
+    print(breaker.current_state, breaker.fail_counter)  # closed 0: six failures, never opened
+
+
+asyncio.run(main())""",
+        counted="every call through the breaker that returned an awaitable (outcome `unguarded`)",
+    ),
+    Finding.RETRY_UNBOUNDED: FindingGuide(
+        title="A retry without a stop",
+        wrong="the retry policy has no stop condition (tenacity's default is `stop_never`)",
+        cost="an operation whose dependency stays down retries forever: the caller never gets an error,"
+        " and each waiting caller holds its thread, connection or task",
+        fix="give the policy a stop: `stop=stop_after_attempt(5)` or `stop=stop_after_delay(30)`",
+        example="""import tenacity
+
+
+@tenacity.retry(wait=tenacity.wait_fixed(1))  # no stop=: retries forever
+def fetch() -> bytes:
+    raise ConnectionError("down")""",
+        counted="every retried operation started with such a policy",
+    ),
+    Finding.RETRY_ON_REJECTION: FindingGuide(
+        title="Retrying a breaker's rejection",
+        wrong="an attempt failed because a circuit breaker was open (it rejected the call without"
+        " running it), and the retry policy decided to retry it",
+        cost="each retry adds its backoff to a call that cannot succeed until the breaker closes, and"
+        " keeps hammering the open breaker",
+        fix="do not retry the breaker's rejection error: `retry=retry_if_not_exception_type("
+        "pybreaker.CircuitBreakerError)`, or put the retry inside the breaker",
+        example="""import pybreaker
+import tenacity
+
+breaker = pybreaker.CircuitBreaker(fail_max=1, name="payments")
+
+
+@tenacity.retry(stop=tenacity.stop_after_attempt(3))  # retries CircuitBreakerError too
+@breaker
+def pay() -> None:
+    raise ConnectionError("down")""",
+        counted="every attempt that failed with a breaker's rejection and was retried",
+    ),
+}
 
 
 # -- metrics ------------------------------------------------------------------------------------
@@ -228,6 +331,14 @@ BREAKER_METRICS: Final = (
     BREAKER_CALL_DURATION,
     BREAKER_CONSECUTIVE_FAILURES,
 )
+DIAGNOSTICS: Final = MetricSpec(
+    "resilience.diagnostics",
+    InstrumentKind.COUNTER,
+    "{finding}",
+    "Calls or operations affected by a misuse of the resilience code (docs/diagnostics.md).",
+    (DIAGNOSTIC, BREAKER_NAME, RETRY_NAME),
+)
+
 RETRY_METRICS: Final = (
     RETRY_CALLS,
     RETRY_ATTEMPTS_METRIC,
@@ -236,11 +347,12 @@ RETRY_METRICS: Final = (
     RETRY_CALL_ATTEMPTS,
     RETRY_BACKOFF_DURATION,
 )
-METRICS: Final = BREAKER_METRICS + RETRY_METRICS
+METRICS: Final = (*BREAKER_METRICS, *RETRY_METRICS, DIAGNOSTICS)
 
 ALLOWED_VALUES: Final[dict[str, tuple[str, ...]]] = {
     BREAKER_STATE: tuple(s.value for s in BreakerState),
     BREAKER_PREVIOUS_STATE: tuple(s.value for s in BreakerState),
+    DIAGNOSTIC: tuple(f.value for f in Finding),
 }
 """Closed value sets of attributes whose values do not depend on the metric (outcomes do)."""
 
@@ -321,6 +433,9 @@ def render_markdown() -> str:
         f"| `{RETRY_NAME}` | `{prometheus_label(RETRY_NAME)}` | tenacity's `name=`, else"
         " `module.qualname` of the retried function, else (for-attempt loops) `module.qualname:line`"
         " of the loop; `_OTHER` past the cap |",
+        f"| `{DIAGNOSTIC}` | `{prometheus_label(DIAGNOSTIC)}` | "
+        + ", ".join(f"`{f.value}`" for f in Finding)
+        + "; see [diagnostics](diagnostics.md) |",
     ]
     for metric, values in OUTCOMES_BY_METRIC.items():
         lines.append(
@@ -340,6 +455,8 @@ def render_markdown() -> str:
         f"- Event `{STATE_CHANGE_EVENT}` ({BREAKER_NAME}, {BREAKER_PREVIOUS_STATE}, {BREAKER_STATE}):"
         " every breaker transition, on the span active at the time or on a short span of its own.",
         f"- Event `{BACKOFF_EVENT}` (`{RETRY_BACKOFF}`, seconds): each backoff, on the attempt that failed.",
+        f"- Event `{ABANDONED_EVENT}`: on an `unguarded` breaker call whose awaitable was dropped"
+        " without being awaited (the function never ran).",
         "",
         "## Reading rates",
         "",
@@ -358,5 +475,48 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
+def render_diagnostics() -> str:
+    """The findings as ``docs/diagnostics.md``."""
+    lines = [
+        "# Diagnostics",
+        "",
+        "Generated from `otel_resilience/contract.py` by `python -m otel_resilience.contract diagnostics`;",
+        "a test fails when this file and the contract differ.",
+        "",
+        "Some uses of breakers and retries defeat them without any error. The instrumentation notices"
+        f" them as they happen: each finding is logged once per breaker or operation name as a WARNING on"
+        f" logger `otel_resilience`, and `{DIAGNOSTICS.name}` (Prometheus `{DIAGNOSTICS.prometheus_name}`)"
+        f" counts every call or operation affected, with `{DIAGNOSTIC}` and the breaker's or operation's"
+        " name. The alert `ResilienceMisuse` fires while a finding keeps counting.",
+        "",
+    ]
+    for finding, guide in FINDING_GUIDES.items():
+        lines += [
+            f'<a id="{finding.value}"></a>',
+            "",
+            f"## `{finding.value}`: {guide.title}",
+            "",
+            f"**What is wrong**: {guide.wrong}.",
+            "",
+            f"**What it costs**: {guide.cost}.",
+            "",
+            f"**What to do instead**: {guide.fix}.",
+            "",
+            f"**Counted**: {guide.counted}.",
+            "",
+            "```python",
+            guide.example,
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(render_markdown(), end="")
+    import sys
+
+    documents = {"telemetry": render_markdown, "diagnostics": render_diagnostics}
+    document = sys.argv[1] if len(sys.argv) > 1 else "telemetry"
+    if document not in documents:
+        sys.exit(f"usage: python -m otel_resilience.contract [{' | '.join(documents)}]")
+    print(documents[document](), end="")

@@ -62,11 +62,13 @@ def telemetry() -> Iterator[Telemetry]:
 def no_telemetry_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail any test in which our telemetry reported a fault, unless it is marked ``faults``.
 
-    Faults are logged once per process: each test starts with a fresh log, so it sees its own.
+    Faults (and misuse findings) are logged once per process: each test starts with a fresh log, so
+    it sees its own.
     """
-    from otel_resilience._kit import faults
+    from otel_resilience._kit import diagnostics, faults
 
     faults._reported.clear()
+    diagnostics._warned.clear()
     yield
     reported = sorted(f"{where}: {kind.__name__}" for where, kind in faults._reported)
     if reported and request.node.get_closest_marker("faults") is None:

@@ -24,6 +24,7 @@ PROMETHEUS_NAMES = {
     "resilience.retry.call.duration": "resilience_retry_call_duration_seconds",
     "resilience.retry.call.attempts": "resilience_retry_call_attempts",
     "resilience.retry.backoff.duration": "resilience_retry_backoff_duration_seconds",
+    "resilience.diagnostics": "resilience_diagnostics_total",
 }
 
 
@@ -31,6 +32,18 @@ def test_docs_are_generated_from_the_contract() -> None:
     assert (ROOT / "docs" / "telemetry.md").read_text() == c.render_markdown(), (
         "docs/telemetry.md is stale: python -m otel_resilience.contract > docs/telemetry.md"
     )
+
+
+def test_diagnostics_docs_are_generated_from_the_contract() -> None:
+    assert (ROOT / "docs" / "diagnostics.md").read_text() == c.render_diagnostics(), (
+        "docs/diagnostics.md is stale: python -m otel_resilience.contract diagnostics > docs/diagnostics.md"
+    )
+
+
+def test_every_finding_has_a_guide_and_a_runnable_example() -> None:
+    assert set(c.FINDING_GUIDES) == set(c.Finding)
+    for guide in c.FINDING_GUIDES.values():
+        compile(guide.example, "<example>", "exec")
 
 
 @pytest.mark.parametrize("spec", c.METRICS, ids=lambda s: s.name)

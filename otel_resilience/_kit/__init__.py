@@ -13,6 +13,7 @@ its patch points (``_patches.py``) and what it records (``_telemetry.py``). It b
 - :mod:`.instances`: the library's live objects, held weakly, with where each was created;
 - :mod:`.instruments`: instruments from the contract, observable ones reading the active recorder;
 - :mod:`.exceptions`: ``error.type`` and exceptions on spans;
+- :mod:`.diagnostics`: misuse findings, logged once and counted;
 - :mod:`.deferred`: work queued where it must not run (garbage-collector callbacks);
 - :mod:`.faults`: our own failures contained and logged once.
 """

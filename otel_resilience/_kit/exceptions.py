@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asyncio import CancelledError
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,6 +19,17 @@ def error_type(exc: BaseException) -> str:
     if module == "builtins":
         return cls.__qualname__
     return f"{module}.{cls.__qualname__}"
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Whether ``exc`` cancels rather than fails: asyncio's ``CancelledError``, trio's ``Cancelled``.
+
+    anyio raises its backend's. trio is not imported: its class is recognised by module and name.
+    """
+    cls = type(exc)
+    return issubclass(cls, CancelledError) or (
+        cls.__name__ == "Cancelled" and cls.__module__.startswith("trio")
+    )
 
 
 def record_exception(span: Span, exc: BaseException, *, messages: bool, timestamp: int | None = None) -> None:

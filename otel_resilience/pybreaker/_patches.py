@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import pybreaker
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from otel_resilience._kit.awaitables import is_awaitable
 from otel_resilience._kit.deferred import pending, run_deferred
+from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.gate import gated
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
@@ -86,8 +88,11 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         if record is None:
             return wrapped(*args, **kwargs)
         result = _run_active(telemetry, record, wrapped, args, kwargs)
-        if record.ran and type(result) is GeneratorType:
-            return telemetry.follow(result, record)
+        if record.ran:
+            if type(result) is GeneratorType:
+                return telemetry.follow(result, record)
+            if is_awaitable(result):
+                return telemetry.follow_awaitable(result, record, args[0] if args else kwargs.get("func"))
         telemetry.record(record, _SUCCESS, None, perf_counter() - record.started)
         return result
 
@@ -164,6 +169,7 @@ def instrumentation(
 ) -> tuple[BreakerTelemetry, PatchPlan]:
     """The telemetry of one ``instrument()`` and what it patches."""
     telemetry = BreakerTelemetry(settings, scope, on_open=on_open)
+    register_rejection_error(pybreaker.CircuitBreakerError)
     eager: list[PatchTarget] = [
         (pybreaker.CircuitBreaker, "__init__", after_call(_registration_observer(telemetry))),
         (pybreaker.CircuitBreaker, "call", _call_wrapper(telemetry)),

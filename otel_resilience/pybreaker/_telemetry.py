@@ -16,14 +16,17 @@ from opentelemetry import trace
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from otel_resilience._kit.awaitables import follow_awaitable
 from otel_resilience._kit.deferred import defer
-from otel_resilience._kit.exceptions import error_type, record_exception
+from otel_resilience._kit.diagnostics import Diagnostics
+from otel_resilience._kit.exceptions import error_type, is_cancellation, record_exception
 from otel_resilience._kit.faults import contain, logger, report_fault
 from otel_resilience._kit.instances import InstanceRegistry
 from otel_resilience._kit.instruments import create_instrument, create_observable
-from otel_resilience._kit.names import AttributeSets, NameRegistry
-from otel_resilience._kit.recording import Recorder
+from otel_resilience._kit.names import AttributeSets, NameRegistry, function_name
+from otel_resilience._kit.recording import Recorder, make_current, restore
 from otel_resilience.contract import (
+    ABANDONED_EVENT,
     BREAKER_CALL_DURATION,
     BREAKER_CALLS,
     BREAKER_CONSECUTIVE_FAILURES,
@@ -37,6 +40,7 @@ from otel_resilience.contract import (
     STATE_CHANGE_EVENT,
     BreakerOutcome,
     BreakerState,
+    Finding,
 )
 from otel_resilience.pybreaker._info import BreakerCallInfo
 
@@ -53,6 +57,7 @@ STATES = {
 }
 _SKIPPED_PACKAGES = ("pybreaker", "wrapt", "otel_resilience", "contextlib")
 _REJECTED_ERROR = error_type(pybreaker.CircuitBreakerError())
+_UNGUARDED = BreakerOutcome.UNGUARDED.value
 _CLOSED, _OPEN, _HALF_OPEN = (
     s.value for s in (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
 )
@@ -141,6 +146,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.call_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, OUTCOME, ERROR_TYPE)
         self.transition_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, BREAKER_PREVIOUS_STATE)
         self.names = NameRegistry("circuit breaker", settings.max_names, self._count_from_zero)
+        self.diagnostics = Diagnostics(meter, BREAKER_NAME)
         # Where each breaker was created: the name of a breaker without a name of its own.
         self.breakers = InstanceRegistry(pybreaker.CircuitBreaker, _SKIPPED_PACKAGES)
         self.breakers.adopt_existing()
@@ -233,7 +239,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         span.set_attributes(attributes)
         if error is not None:
             record_exception(span, error, messages=self.exception_messages)
-            if outcome != BreakerOutcome.IGNORED.value:
+            # An excluded exception is not the call's failure, and a cancellation is the caller's choice.
+            if outcome != BreakerOutcome.IGNORED.value and not is_cancellation(error):
                 span.set_status(Status(StatusCode.ERROR))
         self.call_hook(span, lambda: BreakerCallInfo(call.breaker, call.name, call.state, outcome, error))
         span.end(end_time)
@@ -269,6 +276,46 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
             raise
         self.finish(call, None)
         return result
+
+    # -- calls that returned an awaitable (an `async def` behind a breaker) -----------------------
+
+    def follow_awaitable(self, awaitable: Any, call: ActiveCall, function: Any) -> Any:
+        """Follow the awaitable a call returned to its end: pybreaker saw none of it.
+
+        pybreaker counted the call as a success when the coroutine was created, before its body ran
+        (it has no asyncio support). The caller gets a proxy that behaves as the awaitable (a
+        coroutine stays a coroutine for ``asyncio``, ``anyio`` and ``trio``); while it is awaited the
+        call's span is current, and when it ends the call is recorded as ``unguarded``, with what
+        the body raised. Dropped without being awaited, it ends its span as abandoned and Python
+        still warns that the user's coroutine was never awaited.
+        """
+        self.diagnostics.found(Finding.BREAKER_BLIND_TO_ASYNC, call.name, function_name(function))
+        abandoned = partial(defer, partial(self._end_abandoned, call))
+        return follow_awaitable(awaitable, partial(self._follow_await, call), abandoned)
+
+    def _follow_await(self, call: ActiveCall, awaitable: Any) -> Generator[Any, Any, Any]:
+        token = None if call.span is None else make_current(call.span)
+        try:
+            result = yield from awaitable.__await__()
+        except GeneratorExit:
+            # Closed part-way, perhaps by the garbage collector: no span or context work here.
+            defer(partial(self._end_abandoned, call, time_ns()))
+            raise
+        except BaseException as exc:
+            if token is not None:
+                restore(token)
+            self.record(call, _UNGUARDED, exc, perf_counter() - call.started)
+            raise
+        if token is not None:
+            restore(token)
+        self.record(call, _UNGUARDED, None, perf_counter() - call.started)
+        return result
+
+    def _end_abandoned(self, call: ActiveCall, end_time: int | None = None) -> None:
+        """The awaitable was dropped or closed before it finished: the body did not run to its end."""
+        if call.span is not None:
+            call.span.add_event(ABANDONED_EVENT, timestamp=end_time)
+        self.record(call, _UNGUARDED, None, perf_counter() - call.started, end_time)
 
     def finish_future(self, call: ActiveCall) -> Callable[[Any], None]:
         def done(future: Any) -> None:

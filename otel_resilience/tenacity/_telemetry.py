@@ -38,7 +38,7 @@ import inspect
 import weakref
 from concurrent.futures._base import FINISHED
 from contextvars import ContextVar
-from enum import Enum
+from enum import IntEnum
 from functools import partial
 from time import perf_counter, time_ns
 from typing import TYPE_CHECKING, Any, Callable
@@ -48,7 +48,9 @@ from opentelemetry import context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, Status, StatusCode
 
+from otel_resilience._kit import diagnostics
 from otel_resilience._kit.deferred import defer, pending, run_deferred
+from otel_resilience._kit.diagnostics import Diagnostics
 from otel_resilience._kit.exceptions import error_type, record_exception
 from otel_resilience._kit.faults import report_fault
 from otel_resilience._kit.instruments import create_instrument
@@ -70,6 +72,7 @@ from otel_resilience.contract import (
     RETRY_CALLS,
     RETRY_NAME,
     AttemptOutcome,
+    Finding,
     RetryOutcome,
 )
 from otel_resilience.tenacity._info import RetryCallInfo
@@ -86,6 +89,7 @@ _GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 _DELEGATING_NAMES = frozenset({"__enter__", "__aenter__", "enter_context", "enter_async_context"})
 _DELEGATING_MODULES = ("wrapt", "contextlib")
 _ERROR = Status(StatusCode.ERROR)  # read-only: one for every span
+_STOP_NEVER = tenacity.stop_never  # the one instance: tenacity's default and what users pass
 _SUCCESS = AttemptOutcome.SUCCESS.value
 _FAILURE = AttemptOutcome.FAILURE.value
 _OUTCOMES = {
@@ -96,19 +100,22 @@ _OUTCOMES = {
 }
 
 
-class Phase(Enum):
-    """Where a retried operation is in its lifecycle (the table at the top of this module)."""
+class Phase(IntEnum):
+    """Where a retried operation is in its lifecycle (the table at the top of this module).
 
-    STARTED = "started"
-    ATTEMPTING = "attempting"
-    RAN = "ran"
+    One bit each, so that the checks made on every attempt are integer operations.
+    """
+
+    STARTED = 1
+    ATTEMPTING = 2
+    RAN = 4
     """The attempt ran (``set_result``/``set_exception``); ``iter`` has not judged it yet, or never will."""
-    CLOSING = "closing"
+    CLOSING = 8
     """A generator or coroutine was closed inside the attempt, perhaps by the garbage collector."""
-    BACKING_OFF = "backing_off"
-    JUDGED = "judged"
+    BACKING_OFF = 16
+    JUDGED = 32
     """The last attempt ended without a backoff: the operation ends next."""
-    ENDED = "ended"
+    ENDED = 64
 
 
 _MOVES: dict[Phase, frozenset[Phase]] = {
@@ -122,7 +129,9 @@ _MOVES: dict[Phase, frozenset[Phase]] = {
     Phase.ENDED: frozenset(),
 }
 """The allowed moves from each phase."""
-_ATTEMPT_OPEN = frozenset({Phase.ATTEMPTING, Phase.RAN, Phase.CLOSING})
+_ALLOWED = {phase: sum(targets) for phase, targets in _MOVES.items()}  # as bits
+_STARTED, _ATTEMPTING, _RAN, _CLOSING, _BACKING_OFF, _JUDGED, _ENDED = Phase
+_ATTEMPT_OPEN = _ATTEMPTING | _RAN | _CLOSING
 
 
 class LifecycleError(Exception):
@@ -161,7 +170,7 @@ class Operation:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.phase = Phase.STARTED
+        self.phase = _STARTED
         self.span: Span | None = None
         self.attempt_span_name = ""
         self.parent: Context | None = None  # the context of attempt spans: the operation span's
@@ -186,15 +195,9 @@ class Operation:
 
     def move(self, phase: Phase) -> None:
         """Enter ``phase``; a move the lifecycle table does not allow is reported as our fault."""
-        if phase not in _MOVES[self.phase]:
-            report_fault(
-                "tenacity operation lifecycle", LifecycleError(f"{self.phase.value} -> {phase.value}")
-            )
+        if not _ALLOWED[self.phase] & phase:
+            report_fault("tenacity operation lifecycle", LifecycleError(f"{self.phase.name} -> {phase.name}"))
         self.phase = phase
-
-    @property
-    def attempt_open(self) -> bool:
-        return self.phase in _ATTEMPT_OPEN
 
 
 _entered: ContextVar[tuple[object, object, Any] | None] = ContextVar(
@@ -264,6 +267,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
         self.result_attributes = AttributeSets(RETRY_NAME, OUTCOME, ERROR_TYPE)
         self.names = NameRegistry("retry", settings.max_names, self._count_from_zero)
+        self.diagnostics = Diagnostics(meter, RETRY_NAME)
         self._on_release = self._released  # one bound method for all weak references
         self.operations: dict[int, Operation] = {}
         """In progress, by ``id()`` of their state. An entry goes when its operation ends or when its
@@ -286,7 +290,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             operation = self.operations.get(id(retry_state))
             if operation is not None:
                 # Closing: tenacity winds down a closed generator, maybe inside the collector.
-                return None if operation.phase is Phase.CLOSING else operation
+                return None if operation.phase is _CLOSING else operation
             # Past its first attempt, a state belongs to an operation that started while this
             # instrumentation was off, or that has ended (tasks sharing an AsyncRetrying's loop can
             # drive an ended state on, and so can a generator the collector closes).
@@ -315,6 +319,8 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         operation.ref = StateRef(retry_state, self._on_release)
         operation.ref.key = id(retry_state)
         self.operations[operation.ref.key] = operation
+        if retrying.stop is _STOP_NEVER:  # tenacity's default: retry forever
+            self.diagnostics.found(Finding.RETRY_UNBOUNDED, operation.name, "stop=stop_never")
         return operation
 
     def _count_from_zero(self, name: str) -> None:
@@ -348,9 +354,10 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             if isinstance(action, tenacity.DoAttempt):
                 self._start_attempt(operation, retry_state)
             elif isinstance(action, tenacity.DoSleep):
-                self._end_attempt(
-                    operation, retry_state, _outcome_error(retry_state), failed=True, backoff=float(action)
-                )
+                error = _outcome_error(retry_state)
+                self._end_attempt(operation, retry_state, error, failed=True, backoff=float(action))
+                if isinstance(error, diagnostics.rejection_errors):
+                    self.diagnostics.found(Finding.RETRY_ON_REJECTION, operation.name, error_type(error))
             else:  # the result, or what retry_error_callback returned after the stop
                 error = _outcome_error(retry_state)
                 failed = error is not None or _retried(retrying)
@@ -369,7 +376,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         try:
             error = _outcome_error(retry_state)
             gave_up = isinstance(exc, tenacity.RetryError)  # only ever after a verdict "retry"
-            if operation.attempt_open:
+            if operation.phase & _ATTEMPT_OPEN:
                 failed = error is not None or gave_up or _retried(retrying)
                 self._end_attempt(operation, retry_state, error, failed=failed)
             if gave_up and operation.last_error is not None:
@@ -391,10 +398,10 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
 
     def _start_attempt(self, operation: Operation, retry_state: tenacity.RetryCallState) -> None:
         number = retry_state.attempt_number
-        if operation.attempt_open and operation.attempt == number:
+        if operation.phase & _ATTEMPT_OPEN and operation.attempt == number:
             return  # tasks iterating one AsyncRetrying share its state: one attempt, run twice
         operation.attempt = number
-        operation.move(Phase.ATTEMPTING)
+        operation.move(_ATTEMPTING)
         operation.attempt_started = operation.last_seen = perf_counter()
         operation.attempt_ended = operation.attempt_error = operation.attempt_error_class = None
         if operation.span is None:  # metrics only, or the operation span could not start
@@ -415,7 +422,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         """``set_result``/``set_exception``: the attempt ran; ``iter`` may judge it later, or never."""
         try:
             operation = self.operations.get(id(retry_state))
-            if operation is None or not operation.attempt_open:
+            if operation is None or not operation.phase & _ATTEMPT_OPEN:
                 return
             operation.attempt_ended = operation.last_seen = perf_counter()
             token, operation.token = operation.token, None
@@ -423,9 +430,9 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
                 # A generator or coroutine closed inside the attempt, perhaps by the garbage
                 # collector: no span, context or lock work from here on. The operation ends as a
                 # loop left early, from the deferred queue once tenacity releases its state.
-                operation.move(Phase.CLOSING)
+                operation.move(_CLOSING)
                 return
-            operation.move(Phase.RAN)
+            operation.move(_RAN)
             if exc is None:
                 operation.attempt_error = operation.attempt_error_class = None
             else:
@@ -445,9 +452,9 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         backoff: float | None = None,
         etype: str | None = None,
     ) -> None:
-        if not operation.attempt_open:
+        if not operation.phase & _ATTEMPT_OPEN:
             return
-        operation.move(Phase.BACKING_OFF if backoff is not None else Phase.JUDGED)
+        operation.move(_BACKING_OFF if backoff is not None else _JUDGED)
         ended = operation.attempt_ended if operation.attempt_ended is not None else perf_counter()
         if failed and etype is None:
             if error is None:
@@ -490,7 +497,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         failed: bool,
         ended: float | None = None,
     ) -> None:
-        operation.move(Phase.ENDED)
+        operation.move(_ENDED)
         if operation.ref is not None:
             self.operations.pop(operation.ref.key, None)
             operation.ref = None  # gone with its callback: nothing to do when tenacity frees the state
@@ -528,7 +535,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         operation left during a backoff failed with the error that caused it. It ends when
         tenacity last reported progress.
         """
-        if operation.attempt_open:
+        if operation.phase & _ATTEMPT_OPEN:
             if operation.attempt_ended is None:  # left before the attempt's body ran
                 operation.attempt_ended = operation.last_seen
             error = operation.attempt_error
@@ -561,7 +568,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         """``with attempt:`` (``caller`` entered it): make the attempt span current in the block."""
         try:
             operation = self.find(manager.retry_state)
-            if operation is None or operation.attempt_span is None or operation.phase is Phase.CLOSING:
+            if operation is None or operation.attempt_span is None or operation.phase is _CLOSING:
                 return
             if _in_generator(caller):
                 return
