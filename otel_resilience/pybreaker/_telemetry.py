@@ -31,7 +31,7 @@ from otel_resilience.contract import (
     BREAKER_NAME,
     BREAKER_PREVIOUS_STATE,
     BREAKER_STATE,
-    BREAKER_STATE_METRIC,
+    BREAKER_STATUS,
     BREAKER_TRANSITIONS,
     ERROR_TYPE,
     OUTCOME,
@@ -141,7 +141,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.calls = create_instrument(meter, BREAKER_CALLS)
         self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
-        create_instrument(meter, BREAKER_STATE_METRIC, [partial(_observe_states, meter)])
+        create_instrument(meter, BREAKER_STATUS, [partial(_observe_states, meter)])
         create_instrument(meter, BREAKER_CONSECUTIVE_FAILURES, [partial(_observe_failures, meter)])
         self.verdicts = _Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
