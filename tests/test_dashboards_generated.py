@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -258,6 +259,13 @@ def test_command_without_the_builder_says_how_to_install_it(
     assert exited.value.code == 1
     assert "pip install 'otel-resilience[dashboards]'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_builder_is_an_optional_extra() -> None:
+    requirements = importlib.metadata.requires("otel-resilience") or []
+    builder = [r for r in requirements if r.startswith("grafana-foundation-sdk")]
+    assert builder, requirements
+    assert all("extra ==" in r for r in builder), builder
 
 
 def test_instrumentation_never_imports_the_builder() -> None:
