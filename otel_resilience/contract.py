@@ -1,9 +1,9 @@
 """The telemetry contract: every metric, attribute and allowed value this package emits.
 
 The instrumentors create their instruments from these specifications, ``docs/telemetry.md`` is
-generated from them (``python -m otel_resilience.contract > docs/telemetry.md``), and the test suite
-checks the dashboards and alert rules against :func:`prometheus_name`. Change a name here and
-every consumer follows, or a test fails.
+generated from them (``python -m otel_resilience.contract > docs/telemetry.md``), so are the Grafana
+dashboards (``otel-resilience dashboards --out dashboards``), and the test suite checks the alert rules
+against :func:`prometheus_name`. Change a name here and every consumer follows, or a test fails.
 """
 
 from __future__ import annotations

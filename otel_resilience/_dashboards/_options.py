@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 GRAFANA_RATE_INTERVAL = "$__rate_interval"
 """Grafana's own window for ``rate()``: at least 4 minutes with the panels' 1-minute minimum step."""
@@ -40,7 +40,7 @@ class DashboardOptions:
     """A fixed Prometheus datasource; None: a ``datasource`` variable offers every Prometheus."""
     job: str | None = None
     """A fixed Prometheus ``job`` (service.namespace/service.name); None: a ``service`` variable."""
-    label_filter: tuple[Matcher, ...] = field(default=())
+    label_filter: tuple[Matcher, ...] = ()
     """Matchers added to every selector, e.g. to pick one cluster of a shared Prometheus."""
     rate_window: str = GRAFANA_RATE_INTERVAL
     """The window of every ``rate()``."""
