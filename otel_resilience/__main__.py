@@ -61,16 +61,20 @@ def _add_dashboards_command(commands: argparse._SubParsersAction[argparse.Argume
     dashboards = commands.add_parser(
         "dashboards",
         help="write the Grafana dashboards (circuit breakers, retries) for your Prometheus",
+        # Laid out by hand: the example must stay on lines of its own.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Write circuit-breakers.json and retries.json, Grafana dashboards built from this package's"
-            " telemetry contract, into DIR. With no option they are the dashboards shipped in the"
-            " repository's dashboards/ directory: a datasource variable, a service variable listing the"
-            " Prometheus jobs, and Grafana's $__rate_interval. Needs the dashboards extra:"
-            " pip install 'otel-resilience[dashboards]' (Python 3.11 or later)."
+            "Write circuit-breakers.json and retries.json, Grafana dashboards built from this\n"
+            "package's telemetry contract, into DIR. With no option they are the dashboards shipped\n"
+            "in the repository's dashboards/ directory: a datasource variable, a service variable\n"
+            "listing the Prometheus jobs, and Grafana's $__rate_interval.\n\n"
+            "Needs the dashboards extra (Python 3.11 or later):\n"
+            "  pip install 'otel-resilience[dashboards]'"
         ),
         epilog=(
-            "example: otel-resilience dashboards --out grafana/ --datasource-uid prometheus"
-            " --label-filter 'cluster=\"eu-1\"' --rate-window 5m"
+            "example:\n"
+            "  otel-resilience dashboards --out grafana/ --datasource-uid prometheus \\\n"
+            "      --label-filter 'cluster=\"eu-1\"' --rate-window 5m"
         ),
     )
     dashboards.add_argument(
