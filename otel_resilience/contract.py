@@ -1,9 +1,9 @@
 """The telemetry contract: every metric, attribute and allowed value this package emits.
 
 The instrumentors create their instruments from these specifications, ``docs/telemetry.md`` is
-generated from them (``python -m otel_resilience.contract > docs/telemetry.md``), and the test suite
-checks the dashboards and alert rules against :func:`prometheus_name`. Change a name here and
-every consumer follows, or a test fails.
+generated from them (``python -m otel_resilience.contract > docs/telemetry.md``), so are the Grafana
+dashboards (``otel-resilience dashboards --out dashboards``), and the test suite checks the alert rules
+against :func:`prometheus_name`. Change a name here and every consumer follows, or a test fails.
 """
 
 from __future__ import annotations
@@ -240,8 +240,10 @@ class MetricSpec:
 BREAKER_CALL_ATTRIBUTES: Final = (BREAKER_NAME, BREAKER_STATE, OUTCOME, ERROR_TYPE)
 RETRY_ATTRIBUTES: Final = (RETRY_NAME, OUTCOME, ERROR_TYPE)
 
-BREAKER_STATE_METRIC: Final = MetricSpec(
-    "resilience.circuit_breaker.state",
+# OpenTelemetry's guidance for state metrics (semantic conventions, how-to-write-conventions/status-metrics):
+# an UpDownCounter `<thing>.status` with a `<thing>.state` attribute, one series per state.
+BREAKER_STATUS: Final = MetricSpec(
+    "resilience.circuit_breaker.status",
     InstrumentKind.OBSERVABLE_UP_DOWN_COUNTER,
     "{state}",
     "Breakers in each state: 1 for the state a breaker is in, 0 for the other two.",
@@ -325,7 +327,7 @@ RETRY_BACKOFF_DURATION: Final = MetricSpec(
 )
 
 BREAKER_METRICS: Final = (
-    BREAKER_STATE_METRIC,
+    BREAKER_STATUS,
     BREAKER_TRANSITIONS,
     BREAKER_CALLS,
     BREAKER_CALL_DURATION,

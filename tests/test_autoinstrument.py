@@ -54,7 +54,7 @@ def test_breaker_app_under_opentelemetry_instrument() -> None:
         ("half_open", "success", None): 1,
     }
     assert sum(run.metric_values(c.BREAKER_TRANSITIONS.name, c.BREAKER_STATE).values()) == 3
-    one_hot = {p["attributes"][c.BREAKER_STATE]: p["value"] for p in run.metrics[c.BREAKER_STATE_METRIC.name]}
+    one_hot = {p["attributes"][c.BREAKER_STATE]: p["value"] for p in run.metrics[c.BREAKER_STATUS.name]}
     assert one_hot == {"closed": 1, "open": 0, "half_open": 0}
     failures = {
         p["attributes"][c.BREAKER_NAME]: p["value"] for p in run.metrics[c.BREAKER_CONSECUTIVE_FAILURES.name]

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The Prometheus names promised in the issues, written out by hand on purpose: the translation
 # rule in the contract must reproduce them.
 PROMETHEUS_NAMES = {
-    "resilience.circuit_breaker.state": "resilience_circuit_breaker_state",
+    "resilience.circuit_breaker.status": "resilience_circuit_breaker_status",
     "resilience.circuit_breaker.transitions": "resilience_circuit_breaker_transitions_total",
     "resilience.circuit_breaker.calls": "resilience_circuit_breaker_calls_total",
     "resilience.circuit_breaker.call.duration": "resilience_circuit_breaker_call_duration_seconds",

@@ -174,7 +174,7 @@ def test_a_breaker_shared_through_redis_is_open_for_both_processes(
     service = f"shared-{uuid.uuid4().hex[:8]}"
     instances = ["process-a", "process-b"]
     query = (
-        f'resilience_circuit_breaker_state{{service_name="{service}",'
+        f'resilience_circuit_breaker_status{{service_name="{service}",'
         ' resilience_circuit_breaker_name="inventory", resilience_circuit_breaker_state="open"} == 1'
     )
     with redis_server(tmp) as port, ThreadPoolExecutor(max_workers=2) as pool:

@@ -125,10 +125,7 @@ def test_breaker_created_before_instrument(telemetry: Telemetry) -> None:
     )
     assert decorated() == "ok"
     assert calls(telemetry) == {("closed", "success", None): 1}
-    assert (
-        telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)[("early", "closed")]
-        == 1
-    )
+    assert telemetry.values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE)[("early", "closed")] == 1
 
 
 def test_decorator_and_app_spans_are_children(breaker_telemetry: Telemetry) -> None:
@@ -244,7 +241,7 @@ def test_state_is_one_hot_and_failures_are_observed(breaker_telemetry: Telemetry
             breaker.call(fail)
     states = {
         key: p.value
-        for p in breaker_telemetry.points(c.BREAKER_STATE_METRIC.name)
+        for p in breaker_telemetry.points(c.BREAKER_STATUS.name)
         for key in [(p.attributes[c.BREAKER_NAME], p.attributes[c.BREAKER_STATE])]
         if key[0] in ("orders", "stock")
     }

@@ -46,7 +46,7 @@ from otel_resilience.contract import (
     BREAKER_NAME,
     BREAKER_PREVIOUS_STATE,
     BREAKER_STATE,
-    BREAKER_STATE_METRIC,
+    BREAKER_STATUS,
     BREAKER_TRANSITIONS,
     ERROR_TYPE,
     OUTCOME,
@@ -388,7 +388,7 @@ def _assert_telemetry(telemetry: Telemetry, name: str, truth: Run) -> None:
     assert _series(telemetry, BREAKER_CALLS, name) == _keyed(BREAKER_CALLS, calls)
     assert _series(telemetry, BREAKER_CALL_DURATION, name) == _keyed(BREAKER_CALL_DURATION, calls)
     assert _series(telemetry, BREAKER_TRANSITIONS, name) == _keyed(BREAKER_TRANSITIONS, transitions)
-    assert _series(telemetry, BREAKER_STATE_METRIC, name) == {(name, _state(truth.state)): 1}
+    assert _series(telemetry, BREAKER_STATUS, name) == {(name, _state(truth.state)): 1}
     failures = {(name,): truth.fail_counter} if truth.fail_counter else {}
     assert _series(telemetry, BREAKER_CONSECUTIVE_FAILURES, name) == failures
 

@@ -58,7 +58,7 @@ def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_
 
     assert other_process(redis_port, "trip") == "open"
     breaker_telemetry.reader.collect()
-    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
+    states = breaker_telemetry.values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE)
     assert states[("payments", "closed")] == 1, "collection reads the cached state, firing no transition"
     assert breaker_telemetry.values(c.BREAKER_TRANSITIONS.name, c.BREAKER_STATE) == {}
 
@@ -87,7 +87,7 @@ def test_transition_made_by_another_process(breaker_telemetry: Telemetry, redis_
         ("closed", "success"): 1,
         ("open", "rejected"): 1,
     }
-    states = breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
+    states = breaker_telemetry.values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE)
     assert {k: v for k, v in states.items() if k[0] == "payments"} == {("payments", "closed"): 1}
 
 
@@ -107,9 +107,7 @@ def test_collection_never_waits_on_a_redis_that_is_down(breaker_telemetry: Telem
     assert not collector.is_alive(), "metric collection is blocked on Redis"
     assert breaker_telemetry.values(c.BREAKER_CONSECUTIVE_FAILURES.name, c.BREAKER_NAME)[("down",)] == 2
     assert (
-        breaker_telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)[
-            ("down", "closed")
-        ]
+        breaker_telemetry.values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE)[("down", "closed")]
         == 1
     )
 

@@ -86,9 +86,9 @@ def test_reinstrumenting_moves_the_breaker_gauges_too(telemetry: Telemetry) -> N
     )
     try:
         moved = pybreaker.CircuitBreaker(name="moved")
-        states = telemetry.values(c.BREAKER_STATE_METRIC.name, c.BREAKER_NAME, c.BREAKER_STATE)
+        states = telemetry.values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE)
         assert states[("moved", "closed")] == 1
-        assert old.points(c.BREAKER_STATE_METRIC.name) == []
+        assert old.points(c.BREAKER_STATUS.name) == []
         assert old.points(c.BREAKER_CONSECUTIVE_FAILURES.name) == []
         del moved
     finally:
@@ -108,9 +108,7 @@ def test_breakers_created_during_collection_never_blank_the_gauges(breaker_telem
     try:
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            names = {
-                p.attributes[c.BREAKER_NAME] for p in breaker_telemetry.points(c.BREAKER_STATE_METRIC.name)
-            }
+            names = {p.attributes[c.BREAKER_NAME] for p in breaker_telemetry.points(c.BREAKER_STATUS.name)}
             assert {b.name for b in long_lived} <= names
     finally:
         stop.set()

@@ -16,7 +16,7 @@ TOTALS_BY: dict[str, tuple[str, ...]] = {
     c.BREAKER_CALLS.name: (c.BREAKER_NAME, c.OUTCOME),
     c.BREAKER_CALL_DURATION.name: (c.BREAKER_NAME, c.OUTCOME),
     c.BREAKER_TRANSITIONS.name: (c.BREAKER_NAME, c.BREAKER_PREVIOUS_STATE, c.BREAKER_STATE),
-    c.BREAKER_STATE_METRIC.name: (c.BREAKER_NAME, c.BREAKER_STATE),
+    c.BREAKER_STATUS.name: (c.BREAKER_NAME, c.BREAKER_STATE),
     c.RETRY_CALLS.name: (c.RETRY_NAME, c.OUTCOME),
     c.RETRY_CALL_DURATION.name: (c.RETRY_NAME, c.OUTCOME),
     c.RETRY_CALL_ATTEMPTS.name: (c.RETRY_NAME, c.OUTCOME),
@@ -43,10 +43,8 @@ def expected_totals(truth: Mapping[str, Any]) -> dict[Key, float]:
             attributes = {c.BREAKER_NAME: name, c.BREAKER_PREVIOUS_STATE: previous, c.BREAKER_STATE: state}
             expected[_key(c.BREAKER_TRANSITIONS.name, **attributes)] = count
         for state in c.BreakerState:
-            one_hot = 1 if state.value == breaker["final_state"] else 0
-            expected[
-                _key(c.BREAKER_STATE_METRIC.name, **{c.BREAKER_NAME: name, c.BREAKER_STATE: state.value})
-            ] = one_hot
+            series = _key(c.BREAKER_STATUS.name, **{c.BREAKER_NAME: name, c.BREAKER_STATE: state.value})
+            expected[series] = 1 if state.value == breaker["final_state"] else 0
     for name, operation in truth["operations"].items():
         for outcome, count in operation["calls"].items():
             for metric in (c.RETRY_CALLS.name, c.RETRY_CALL_DURATION.name, c.RETRY_CALL_ATTEMPTS.name):

@@ -33,7 +33,7 @@ from otel_resilience.contract import (
     BREAKER_NAME,
     BREAKER_PREVIOUS_STATE,
     BREAKER_STATE,
-    BREAKER_STATE_METRIC,
+    BREAKER_STATUS,
     BREAKER_TRANSITIONS,
     ERROR_TYPE,
     OUTCOME,
@@ -132,7 +132,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.calls = create_instrument(meter, BREAKER_CALLS)
         self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
-        create_observable(self, BREAKER_STATE_METRIC, BreakerTelemetry.observe_states)
+        create_observable(self, BREAKER_STATUS, BreakerTelemetry.observe_states)
         create_observable(self, BREAKER_CONSECUTIVE_FAILURES, BreakerTelemetry.observe_failures)
         self.verdicts = _Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
