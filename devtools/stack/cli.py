@@ -60,7 +60,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_install_debian(args: argparse.Namespace) -> int:
     """`install-debian`: one Debian package, for what the test suite runs besides the stack."""
-    debian_command(args.command or args.package, args.package, args.service or args.package)
+    debian_command(args.provides or args.package, args.package, args.service or args.package)
     return 0
 
 
@@ -208,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "install-debian", help="install a Debian package unless its command exists; stop its service"
     )
     debian.add_argument("package")
-    debian.add_argument("--command", help="the command it provides (default: the package's name)")
+    debian.add_argument(
+        "--command", dest="provides", help="the command it provides (default: the package's name)"
+    )
     debian.add_argument("--service", help="the system service it starts (default: the package's name)")
     debian.set_defaults(run=cmd_install_debian)
     args = parser.parse_args(argv)
