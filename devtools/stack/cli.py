@@ -38,6 +38,7 @@ from devtools.stack.processes import check_ports_free, ports_in_use, running, st
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from devtools.stack.components import Component
 
@@ -64,7 +65,7 @@ def cmd_install_debian(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_missing(keep_data: bool, binaries: dict[str, Any]) -> None:
+def _start_missing(keep_data: bool, binaries: dict[str, Path]) -> None:
     """Start every component not already running; on failure, stop what this call started."""
     started: list[Component] = []
     try:
