@@ -1,0 +1,1 @@
+"""Tools for developing otel-resilience; not part of the shipped wheel."""
