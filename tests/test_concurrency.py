@@ -51,7 +51,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_resilience import contract as c
 from otel_resilience._demo.run import _points
-from otel_resilience._demo.simulation import BreakerBooks, GroundTruth, OperationBooks, _TransitionBooks
+from otel_resilience._demo.dependencies.pybreaker_tenacity import TransitionBooks
+from otel_resilience._demo.simulation import BreakerBooks, GroundTruth, OperationBooks
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.pybreaker import PyBreakerInstrumentor
@@ -263,7 +264,7 @@ def shared_breaker(name: str, transitions: BreakerBooks) -> pybreaker.CircuitBre
         fail_max=3,
         reset_timeout=0.001,
         exclude=[Business],
-        listeners=[_TransitionBooks(transitions)],
+        listeners=[TransitionBooks(transitions)],
     )
 
 
