@@ -168,10 +168,11 @@ def fetch() -> bytes:
     ),
     Finding.RETRY_ON_REJECTION: FindingGuide(
         title="Retrying a breaker's rejection",
-        wrong="an attempt failed because a circuit breaker was open (it rejected the call without"
-        " running it), and the retry policy decided to retry it",
-        cost="each retry adds its backoff to a call that cannot succeed until the breaker closes, and"
-        " keeps hammering the open breaker",
+        wrong="an attempt failed with a circuit breaker's open-breaker error (raised when the breaker"
+        " rejects a call without running it, and by pybreaker on the call that trips it), and the retry"
+        " policy decided to retry it",
+        cost="the breaker is open: each retry adds its backoff to a call that cannot succeed until the"
+        " breaker closes, and keeps hammering the open breaker",
         fix="do not retry the breaker's rejection error: `retry=retry_if_not_exception_type("
         "pybreaker.CircuitBreakerError)`, or put the retry inside the breaker",
         example="""import pybreaker

@@ -50,8 +50,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_resilience import contract as c
-from otel_resilience._demo.run import _points
 from otel_resilience._demo.dependencies.pybreaker_tenacity import TransitionBooks
+from otel_resilience._demo.run import _points
 from otel_resilience._demo.simulation import BreakerBooks, GroundTruth, OperationBooks
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
 from otel_resilience._kit.deferred import run_deferred
@@ -448,6 +448,9 @@ class AsyncScript:
         self.breaker_books = books.breakers.setdefault(breaker.name, BreakerBooks())
         self.books = books.operations.setdefault(name, OperationBooks())
         self.attempts = 0
+        self.breaker_errors: list[int] = []
+        """The attempts that raised CircuitBreakerError: a rejection, or the trip of the breaker (a
+        retry of one is a retry_on_rejection finding)."""
 
     async def step(self) -> str:
         await asyncio.sleep(0)  # let the other tasks in, between attempts and within them
@@ -455,8 +458,10 @@ class AsyncScript:
         (kind,) = self.rng.choices(["ok", "boom"], [70, 30])
         try:
             result = through_breaker(self.breaker, 0, kind, self.breaker_books)
-        except Exception:
+        except Exception as exc:
             self.books.attempts["failure"] += 1
+            if isinstance(exc, pybreaker.CircuitBreakerError):
+                self.breaker_errors.append(self.attempts)
             raise
         self.books.attempts["success"] += 1
         return result
@@ -499,6 +504,9 @@ def test_a_thousand_tasks_through_retried_coroutines_and_one_breaker(rig: Rig) -
             retried = "with_retry" if script.attempts > 1 else "without_retry"
             script.books.calls[f"{'success' if succeeded else 'failed'}_{retried}"] += 1
             script.books.sleeps += script.attempts - 1
+            for attempt in script.breaker_errors:
+                if attempt < script.attempts:  # tenacity retried it
+                    truth.found(c.Finding.RETRY_ON_REJECTION.value, name)
 
     async def main() -> None:
         await asyncio.gather(*(task(i) for i in range(TASKS)))

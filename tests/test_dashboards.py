@@ -56,6 +56,9 @@ EXPECTED_PANELS = {
         "Half-open probe outcomes": "timeseries",
         "Consecutive failures": "timeseries",
         "Call latency p50 / p95 / p99": "timeseries",
+        "Unguarded calls rate": "timeseries",
+        "Unguarded call failures by error type": "timeseries",
+        "Diagnostics: misused resilience code": "timeseries",
     },
     "retries.json": {
         "Operations by outcome": "timeseries",
@@ -66,6 +69,7 @@ EXPECTED_PANELS = {
         "Backoff time spent per second": "timeseries",
         "Attempt latency p50 / p95 / p99": "timeseries",
         "Top operations by attempts": "bargauge",
+        "Diagnostics: misused resilience code": "timeseries",
     },
 }
 
@@ -382,6 +386,7 @@ EXPECTED_ALERTS = {
     "CircuitBreakerRejectingCalls",
     "RetryExhaustion",
     "RetryStorm",
+    "ResilienceMisuse",
 }
 
 
@@ -410,8 +415,14 @@ def test_alerts_are_complete() -> None:
         url = annotations["runbook_url"]
         assert url == f"docs/alerts.md#{name.lower()}", f"{name}: runbook_url {url}"
         assert name.lower() in anchors, f"{name}: no section '## {name}' in docs/alerts.md"
+        kept = {
+            label.strip()
+            for group in re.findall(r"by \(([^)]*)\)", rule["expr"])
+            for label in group.split(",")
+        }
+        assert "job" in kept, f"{name}: aggregated without job"
         for label in re.findall(r"\$labels\.(\w+)", " ".join(annotations.values())):
-            assert f"by (job, {label})" in rule["expr"] or label == "job", f"{name}: {label} not kept"
+            assert label in kept, f"{name}: {label} not kept"
 
 
 def test_alert_windows_fit_the_export_interval() -> None:

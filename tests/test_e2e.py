@@ -250,45 +250,74 @@ def test_key_panels_agree_with_the_ground_truth(stack: Stack, demo: DemoRun) -> 
         item["metric"][outcome_label]: float(item["value"][1]) * round(window)
         for item in stack.query(panels["Call rate by outcome"].expr, last_scrape)
     }
-    for outcome in ("success", "rejected"):
+    for outcome in ("success", "rejected", "unguarded"):
         truth = sum(b["calls"].get(outcome, 0) for b in breakers.values())
         print(f"{outcome}: truth {truth}, first scraped {unseen[outcome]:g}, panel {rates[outcome]:.1f}")
         assert truth - unseen[outcome] - 1e-6 <= rates[outcome] <= truth + 1e-6, outcome
 
+    # The same bounds for the unguarded calls panel, per breaker, and for the diagnostics panel.
+    unguarded = {
+        item["metric"][c.prometheus_label(c.BREAKER_NAME)]: float(item["value"][1]) * round(window)
+        for item in stack.query(panels["Unguarded calls rate"].expr, last_scrape)
+    }
+    assert set(unguarded) == {n for n, b in breakers.items() if b["calls"].get("unguarded")}
+    findings_samples = f'{c.DIAGNOSTICS.prometheus_name}{{job="{job}"}}[{window:.0f}s]'
+    findings_unseen = sum(float(item["values"][0][1]) for item in stack.query(findings_samples, last_scrape))
+    findings_panel = sum(
+        float(item["value"][1]) * window / 60
+        for item in stack.query(panels["Diagnostics: misused resilience code"].expr, last_scrape)
+    )
+    findings_truth = sum(sum(names.values()) for names in demo.truth["diagnostics"].values())
+    print(f"findings: truth {findings_truth}, first scraped {findings_unseen:g}, panel {findings_panel:.1f}")
+    assert findings_truth - findings_unseen - 1e-6 <= findings_panel <= findings_truth + 1e-6
 
-def test_circuit_breaker_open_fires_and_resolves(stack: Stack, tmp_path: Path) -> None:
+
+def test_alerts_fire_and_resolve(stack: Stack, tmp_path: Path) -> None:
     """Real Prometheus with the shipped rules (a copy with `for: 5s`, the shipped timing is covered by
     promtool's unit tests) fires CircuitBreakerOpen while the demo's inventory outage holds the
-    breaker open, and resolves it once the breaker closes."""
+    breaker open, and resolves it once the breaker closes; and fires ResilienceMisuse while the
+    recommendations breaker keeps counting breaker_blind_to_async findings."""
     service = f"alerts-{uuid.uuid4().hex[:8]}"
     job = f"{NAMESPACE}/{service}"
-    timeline: list[tuple[float, str]] = []
+    breaker_label = c.prometheus_label(c.BREAKER_NAME)
+    watched = {
+        "CircuitBreakerOpen": {breaker_label: "inventory"},
+        "ResilienceMisuse": {
+            breaker_label: "recommendations",
+            c.prometheus_label(c.DIAGNOSTIC): c.Finding.BREAKER_BLIND_TO_ASYNC.value,
+        },
+    }
+    timelines: dict[str, list[tuple[float, str]]] = {name: [] for name in watched}
     with prometheus_with_rules(rules_with_for("5s"), tmp_path) as prometheus, ThreadPoolExecutor(1) as pool:
         began = time.monotonic()
         run = pool.submit(run_demo, stack, tmp_path, service, "alerts", duration=40)
 
-        def alert_state() -> str:
+        def alert_states() -> dict[str, str]:
+            states = dict.fromkeys(watched, "inactive")
             for alert in http_json(f"{prometheus}/api/v1/alerts")["data"]["alerts"]:
                 labels = alert["labels"]
-                if (
-                    labels["alertname"] == "CircuitBreakerOpen"
-                    and labels.get("job") == job
-                    and labels.get(c.prometheus_label(c.BREAKER_NAME)) == "inventory"
-                ):
-                    return str(alert["state"])
-            return "inactive"
+                expected = watched.get(labels["alertname"]) if labels.get("job") == job else None
+                if expected is not None and all(labels.get(k) == v for k, v in expected.items()):
+                    states[labels["alertname"]] = str(alert["state"])
+            return states
+
+        def breaker_resolved() -> bool:
+            states = [s for _, s in timelines["CircuitBreakerOpen"]]
+            return "firing" in states and states[-1] == "inactive"
 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            state = alert_state()
-            if not timeline or timeline[-1][1] != state:
-                timeline.append((round(time.monotonic() - began, 1), state))
-            if run.done() and state == "inactive" and any(s == "firing" for _, s in timeline):
+            for name, state in alert_states().items():
+                timeline = timelines[name]
+                if not timeline or timeline[-1][1] != state:
+                    timeline.append((round(time.monotonic() - began, 1), state))
+            if run.done() and breaker_resolved():
                 break
             time.sleep(0.5)
         truth = run.result().truth
-    print(f"\nCircuitBreakerOpen for inventory (seconds into the demo): {timeline}")
-    states = [s for _, s in timeline]
-    assert "firing" in states, timeline
-    assert states[-1] == "inactive", f"not resolved: {timeline}"
+    for name, timeline in timelines.items():
+        print(f"\n{name} (seconds into the demo): {timeline}")
+    assert breaker_resolved(), timelines["CircuitBreakerOpen"]
     assert truth["breakers"]["inventory"]["final_state"] == "closed"
+    # A finding keeps counting with every call: the alert fires, and stays until 5 minutes without one.
+    assert "firing" in [s for _, s in timelines["ResilienceMisuse"]], timelines["ResilienceMisuse"]
