@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from otel_resilience._demo.simulation import GroundTruth
 
 OPERATION_MODULE = "demo"
@@ -98,7 +100,7 @@ class Dependency(Protocol):
         """The run ended: note final states in the books and release what the dependency holds."""
 
 
-DependencyFactory = Callable[[random.Random, "GroundTruth", DependencyOptions], "list[Dependency]"]
+DependencyFactory = Callable[[random.Random, "GroundTruth", DependencyOptions], "Sequence[Dependency]"]
 
 
 def _registry() -> list[DependencyFactory]:
