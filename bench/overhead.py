@@ -43,6 +43,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wrapt import wrap_function_wrapper
 
 from otel_resilience import contract as c
+from otel_resilience._kit.exceptions import record_exception
 from otel_resilience._kit.instruments import create_instrument
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
@@ -128,8 +129,14 @@ class Primitives:
         }
         # The attribute sets the instrumentation records (each attribute costs the SDK per call).
         self.breaker_attributes = {
-            False: {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"},
-            True: {
+            "success": {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"},
+            "failure": {
+                c.BREAKER_NAME: "bench",
+                c.BREAKER_STATE: "closed",
+                c.OUTCOME: "failure",
+                c.ERROR_TYPE: f"{__name__}.{Flaky.__qualname__}",
+            },
+            "rejected": {
                 c.BREAKER_NAME: "bench",
                 c.BREAKER_STATE: "open",
                 c.OUTCOME: "rejected",
@@ -139,6 +146,7 @@ class Primitives:
         # Recording an exception formats its traceback: give the primitives' exceptions the
         # tracebacks the instrumentation sees, raised through the libraries themselves.
         self.rejection = _raised_through_pybreaker()
+        self.failure = _failed_through_pybreaker()
         self.error = _raised_through_tenacity()
         # The attribute sets the instrumentation records with: the SDK's cost grows with their size.
         name = {c.RETRY_NAME: "bench"}
@@ -159,8 +167,8 @@ class Primitives:
             )
         }
 
-    def breaker_call(self, rejected: bool = False) -> None:
-        attributes = self.breaker_attributes[rejected]
+    def breaker_call(self, outcome: str = "success") -> None:
+        attributes = self.breaker_attributes[outcome]
         if self.spans:
             span = self.tracer.start_span(
                 "bench", kind=SpanKind.INTERNAL, attributes={c.BREAKER_NAME: "bench"}
@@ -171,8 +179,9 @@ class Primitives:
         self.instruments[c.BREAKER_CALL_DURATION.name].record(0.001, attributes)
         if self.spans:
             span.set_attributes(attributes)
-            if rejected:
-                span.record_exception(self.rejection)
+            if outcome != "success":
+                error = self.rejection if outcome == "rejected" else self.failure
+                record_exception(span, error, messages=True, stack=outcome != "rejected")
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
 
@@ -201,7 +210,7 @@ class Primitives:
             if self.spans:
                 span.set_attributes(attributes)
                 if failed:
-                    span.record_exception(self.error)
+                    record_exception(span, self.error, messages=True)
                     span.set_status(Status(StatusCode.ERROR))
                     span.add_event(c.BACKOFF_EVENT, {c.RETRY_BACKOFF: 0.0})
                 span.end()
@@ -233,6 +242,17 @@ def _raised_through_pybreaker() -> BaseException:
     raise AssertionError("the breaker is open")
 
 
+def _failed_through_pybreaker() -> BaseException:
+    def fail() -> None:
+        raise Flaky("down")
+
+    try:
+        pybreaker.CircuitBreaker(fail_max=10**9).call(fail)
+    except Flaky as exc:
+        return exc
+    raise AssertionError("fail() raises")
+
+
 def _raised_through_tenacity() -> BaseException:
     """A failed attempt's exception as tenacity caught it: what the instrumentation records.
 
@@ -257,6 +277,7 @@ def _raised_through_tenacity() -> BaseException:
 
 def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], Callable[[int], None], int]]:
     healthy = pybreaker.CircuitBreaker(name="bench")
+    failing_breaker = pybreaker.CircuitBreaker(name="bench-failing", fail_max=10**9)
     tripped = pybreaker.CircuitBreaker(name="bench-open", reset_timeout=1e9)
     tripped.open()
 
@@ -267,6 +288,15 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
         call = healthy.call
         for _ in range(n):
             call(nothing)
+
+    def failing() -> None:
+        raise Flaky("down")
+
+    def breaker_failure(n: int) -> None:
+        call = failing_breaker.call
+        for _ in range(n):
+            with contextlib.suppress(Flaky):
+                call(failing)
 
     def breaker_rejected(n: int) -> None:
         for _ in range(n):
@@ -319,11 +349,8 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
 
     return {
         "pybreaker success": (breaker_success, repeat(primitives.breaker_call), 2000),
-        "pybreaker rejected": (
-            breaker_rejected,
-            repeat(lambda: primitives.breaker_call(rejected=True)),
-            1000,
-        ),
+        "pybreaker failure": (breaker_failure, repeat(lambda: primitives.breaker_call("failure")), 1000),
+        "pybreaker rejected": (breaker_rejected, repeat(lambda: primitives.breaker_call("rejected")), 1000),
         "tenacity first try": (retry_first_try, repeat(lambda: primitives.retry_operation(0)), 500),
         "tenacity 3 attempts": (retry_three_attempts, repeat(lambda: primitives.retry_operation(2)), 200),
         "AsyncRetrying 3 attempts": (
@@ -418,7 +445,23 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
                 f"{row['instr'] / 1000:.2f} | {row['prim'] / 1000:.2f} | {row['glue']:.2f} | "
                 f"{row['instr/pass']:.2f} | {row['instr/bare']:.2f} | {verdict(mode, scenario, row)} |"
             )
+    lines += ["", *failure_path_targets(results)]
     return "\n".join(lines)
+
+
+def failure_path_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Failures come in storms: a rejection may cost what a success costs, a failure 1.5 times that."""
+    lines = []
+    for mode, rows in results.items():
+        success = rows.get("pybreaker success", {}).get("instr")
+        if not success or mode == "none":
+            continue
+        for scenario, limit in (("pybreaker rejected", 1.0), ("pybreaker failure", 1.5)):
+            if scenario in rows:
+                ratio = rows[scenario]["instr"] / success
+                mark = "ok" if ratio <= limit else f"MISSED <= {limit}"
+                lines.append(f"- {mode}: {scenario} costs {ratio:.2f} x a success ({mark})")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
