@@ -6,6 +6,8 @@ Each mode runs in a fresh child process (the OpenTelemetry globals can be set on
 
 - ``full``: SDK tracing (batch span processor, exporter that drops) and metrics;
 - ``metrics``: SDK metrics, ``metrics_only=True``;
+- ``sampled``: as ``full``, with the 1 % parent-based sampler production services use (99 % of the
+  calls are sampled out: they must cost within 1.2 x ``metrics``);
 - ``none``: no SDK configured (the API's no-op globals).
 
 For every scenario, four variants run interleaved, in a new random order in every round:
@@ -51,7 +53,7 @@ from otel_resilience.tenacity import TenacityInstrumentor
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-MODES = ("full", "metrics", "none")
+MODES = ("full", "metrics", "sampled", "none")
 VARIANTS = ("bare", "pass", "instr", "prim")
 PATCH_POINTS = (
     (pybreaker.CircuitBreaker, "__init__"),
@@ -119,7 +121,7 @@ class Variants:
 
 class Primitives:
     def __init__(self, mode: str) -> None:
-        self.spans = mode == "full"
+        self.spans = mode in ("full", "sampled")
         self.tracer = trace.get_tracer("bench.primitives")
         meter = metrics.get_meter("bench.primitives")
         self.instruments = {
@@ -377,8 +379,11 @@ def configure(mode: str) -> None:
             return SpanExportResult.SUCCESS
 
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    if mode == "full":
-        provider = TracerProvider()
+    if mode in ("full", "sampled"):
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        sampler = ParentBased(TraceIdRatioBased(0.01)) if mode == "sampled" else None
+        provider = TracerProvider(sampler=sampler)
         provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=1 << 16))
         trace.set_tracer_provider(provider)
 
@@ -415,7 +420,7 @@ def measure_mode(mode: str, rounds: int) -> dict[str, dict[str, float]]:
 
 
 def verdict(mode: str, scenario: str, row: dict[str, float]) -> str:
-    if mode in ("full", "metrics"):
+    if mode in ("full", "metrics", "sampled"):
         return "ok" if row["glue"] <= 1.2 else "MISSED glue <= 1.2"
     missed = []
     if row["instr/pass"] > 1.15:
@@ -445,8 +450,20 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
                 f"{row['instr'] / 1000:.2f} | {row['prim'] / 1000:.2f} | {row['glue']:.2f} | "
                 f"{row['instr/pass']:.2f} | {row['instr/bare']:.2f} | {verdict(mode, scenario, row)} |"
             )
-    lines += ["", *failure_path_targets(results)]
+    lines += ["", *failure_path_targets(results), *sampled_out_targets(results)]
     return "\n".join(lines)
+
+
+def sampled_out_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """With a 1 % sampler, almost every call is sampled out: it may cost 1.2 times a metrics-only call."""
+    sampled, metrics_only = results.get("sampled", {}), results.get("metrics", {})
+    lines = []
+    for scenario, row in sampled.items():
+        if scenario in metrics_only:
+            ratio = row["instr"] / metrics_only[scenario]["instr"]
+            mark = "ok" if ratio <= 1.2 else "MISSED <= 1.2"
+            lines.append(f"- sampled 1 %: {scenario} costs {ratio:.2f} x metrics only ({mark})")
+    return lines
 
 
 def failure_path_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
