@@ -54,7 +54,9 @@ class Script:
 @pytest.fixture
 def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
     instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     yield telemetry
     instrumentor.uninstrument()
 
@@ -262,7 +264,11 @@ def test_span_hook_receives_the_target(telemetry: Telemetry) -> None:
         decorated(script)
     finally:
         instrumentor.uninstrument()
-    assert [(i.attempt, i.outcome) for i in infos] == [(1, "failure"), (2, "success"), (None, "success_with_retry")]
+    assert [(i.attempt, i.outcome) for i in infos] == [
+        (1, "failure"),
+        (2, "success"),
+        (None, "success_with_retry"),
+    ]
     assert all(i.target is fetch and i.args == (script,) for i in infos)
 
 
@@ -360,7 +366,7 @@ def test_async_cancellation_during_backoff(instrumented: Telemetry) -> None:
             await task
 
     asyncio.run(main())
-    [(key, count)] = calls(instrumented).items()
+    [key] = calls(instrumented)
     assert key[1:] == ("failed_without_retry", "asyncio.exceptions.CancelledError")
 
 
@@ -407,8 +413,12 @@ def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
     originals = [getattr(module, name) for module, name in PATCHED]
     instrumentor = BackoffInstrumentor()
     for _ in range(1000):
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-        assert all(getattr(module, name) is not original for (module, name), original in zip(PATCHED, originals))
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+        assert all(
+            getattr(module, name) is not original for (module, name), original in zip(PATCHED, originals)
+        )
         instrumentor.uninstrument()
         assert all(getattr(module, name) is original for (module, name), original in zip(PATCHED, originals))
     assert active_recorder(instrumentor.scope) is None
@@ -416,13 +426,17 @@ def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
 
 def test_decorations_outlive_instrumentation(telemetry: Telemetry) -> None:
     instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     run = on_exception()(lambda script: script.next())
     assert run(Script(Flaky())) == "ok"
     instrumentor.uninstrument()
     assert run(Script(Flaky())) == "ok"  # not instrumented: nothing recorded
     assert sum(calls(telemetry).values()) == 1
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     try:
         assert run(Script(Flaky())) == "ok"
     finally:
@@ -449,7 +463,9 @@ def test_faults_never_reach_the_application(
     telemetry: Telemetry, part: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     recorder: Any = active_recorder(instrumentor.scope)
     if part == "span_hook":
         recorder.span_hook = Broken().hook

@@ -1,0 +1,88 @@
+"""OpenTelemetry instrumentation for `purgatory <https://github.com/mardiros/purgatory>`_ circuit breakers.
+
+Usage
+-----
+With no code change, run the application under ``opentelemetry-instrument``: the entry point
+``purgatory`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+
+    opentelemetry-instrument --service_name checkout python app.py
+
+Or instrument in code, before or after the factories are created and functions decorated::
+
+    from otel_resilience.purgatory import PurgatoryInstrumentor
+
+    PurgatoryInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+Every form is covered: ``SyncCircuitBreakerFactory`` and ``AsyncCircuitBreakerFactory``, as
+decorators (``@factory("payments")``) and context managers (``with factory.get_breaker(...)``,
+``async with await factory.get_breaker(...)``), with in-memory storage, and Redis storage for the async factory (see below for the sync one).
+
+What you get
+------------
+The ``resilience.circuit_breaker.*`` contract, as for pybreaker, so the same dashboards and alerts
+apply:
+
+- One INTERNAL span per call through a breaker, named with the circuit's name, with
+  ``resilience.circuit_breaker.name``, ``resilience.circuit_breaker.state`` (the state the call ran
+  in: the first call after the TTL shows as ``half_open``) and ``resilience.outcome``:
+  ``success``; ``failure`` (purgatory counted the exception); ``rejected`` (the circuit was open:
+  ``__enter__`` raised the ``OpenedState``, the block never ran; ``error.type``
+  ``purgatory.domain.model.OpenedState``, recorded by type only, see below); ``ignored`` (an
+  exception excluded by ``exclude=``: re-raised, not counted, status left unset). The
+  application's spans made inside the block are children of it.
+- Every transition this process makes (``Context.set_state``: trips, half-open after the TTL,
+  close) as a ``circuit_breaker.state_change`` event on the current span (or a short span of its
+  own), a count in ``resilience.circuit_breaker.transitions`` and a log record on logger
+  ``otel_resilience`` (WARNING when entering ``open``).
+- Metrics ``resilience.circuit_breaker.calls``, ``...call.duration``, ``...transitions``,
+  ``...status`` and ``...consecutive_failures``. The last two are the state and failure count
+  each breaker had when this process last used it: with Redis storage, purgatory loads the
+  state for each call, so a change made by another process shows at this process's next call.
+
+Breaker names: purgatory requires them (``factory("payments")``); they are used as they are.
+
+Limitations of purgatory, shown as purgatory behaves
+----------------------------------------------------
+- Sync Redis storage does not work in purgatory 3.0.1 (``SyncRedisRepository`` calls
+  ``redis.asyncio``): every call raises ``TypeError``, instrumented or not.
+- A rejection raises the open state object itself, the same object every time: its traceback
+  grows with every rejection (each ``raise`` adds the frames it passes through, this package's
+  wrapper among them). Spans record the rejection's type only, never that traceback.
+- ``asyncio.CancelledError`` inside a block counts as a failure in purgatory: it is reported as
+  ``failure`` (the span's status stays unset: a cancellation is the caller's choice).
+- No locks: with memory storage, concurrent calls share one state object, and purgatory can admit
+  several calls in half-open, or count a failure after another thread closed the breaker. Each
+  call is reported as purgatory treated it.
+- Transitions made by other processes sharing Redis are not seen as transitions here.
+
+Options
+-------
+``instrument()`` takes the options of every instrumentor of this package (``tracer_provider``,
+``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names``, ``exception_messages``);
+``span_hook(span, info)`` receives a :class:`PurgatoryCallInfo`. Turned off by
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory``.
+
+Guarantees
+----------
+Return values, exceptions (identity, type, ``__cause__``, ``__context__``), purgatory's state,
+storage and events (nothing is added to a factory's listeners or message bus) are those of
+uninstrumented purgatory. A failure inside the telemetry is logged once on logger
+``otel_resilience`` and never raised into the application.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from otel_resilience._kit.instrumentor import LibraryInstrumentor
+from otel_resilience.purgatory._info import PurgatoryCallInfo
+
+__all__ = ["PurgatoryCallInfo", "PurgatoryInstrumentor"]
+
+
+class PurgatoryInstrumentor(LibraryInstrumentor[PurgatoryCallInfo]):
+    """Instrument purgatory's breakers: call spans, transitions, the breaker metrics."""
+
+    library: ClassVar[str] = "purgatory"
+    requirements: ClassVar[tuple[str, ...]] = ("purgatory >= 3.0",)
+    patches_module: ClassVar[str] = "otel_resilience.purgatory._patches"
