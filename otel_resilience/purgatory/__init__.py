@@ -15,7 +15,8 @@ Or instrument in code, before or after the factories are created and functions d
 
 Every form is covered: ``SyncCircuitBreakerFactory`` and ``AsyncCircuitBreakerFactory``, as
 decorators (``@factory("payments")``) and context managers (``with factory.get_breaker(...)``,
-``async with await factory.get_breaker(...)``), with in-memory storage, and Redis storage for the async factory (see below for the sync one).
+``async with await factory.get_breaker(...)``), with in-memory storage, and with Redis storage
+for the async factory (purgatory's sync Redis storage does not work: see below).
 
 What you get
 ------------

@@ -146,17 +146,24 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
             span = self.start_span(name, {BREAKER_NAME: name})
             if span is not None and not span.is_recording():
                 span = None
-            return Call(context, name, span)
+            call = Call(context, name, span)
+            if span is not None:  # current from the start: half-opening in __enter__ is an event on it
+                call.token = make_current(span)
+            return call
         except Exception as fault:
             report_fault("purgatory call telemetry", fault)
             return None
 
     def rejected(self, call: Call, exc: BaseException) -> None:
         """``__enter__`` raised: the ``OpenedState`` (a rejection), or anything else (a failure)."""
-        state: object = call.context._state
-        call.state = _OPEN if exc is state else STATES.get(call.context.state, _CLOSED)
-        outcome = _REJECTED if call.state == _OPEN else _FAILURE
-        self._record(call, outcome, exc)
+        self._restore(call)
+        try:
+            state: object = call.context._state
+            call.state = _OPEN if exc is state else STATES.get(call.context.state, _CLOSED)
+        except Exception as fault:
+            report_fault("purgatory call telemetry", fault)
+            return
+        self._record(call, _REJECTED if call.state == _OPEN else _FAILURE, exc)
 
     def entered(self, call: Call) -> None:
         """``__enter__`` admitted the call: its state is known (``half_open`` after the TTL)."""
@@ -164,8 +171,6 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
             call.state = STATES.get(call.context.state, _CLOSED)
             call.outer = current.get()
             current.set(call)
-            if call.span is not None:
-                call.token = make_current(call.span)
         except Exception as fault:
             report_fault("purgatory call telemetry", fault)
 
@@ -173,11 +178,18 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
         """``__exit__`` judged the call: it is no longer current."""
         try:
             current.set(call.outer)
-            token, call.token = call.token, None
-            if token is not None:
-                restore(token)
         except Exception as fault:
             report_fault("purgatory call telemetry", fault)
+        self._restore(call)
+
+    @staticmethod
+    def _restore(call: Call) -> None:
+        token, call.token = call.token, None
+        if token is not None:
+            try:
+                restore(token)
+            except Exception as fault:
+                report_fault("purgatory call context", fault)
 
     def finish(self, call: Call, exc: BaseException | None) -> None:
         """``__exit__`` ran: a success, or ``exc`` counted (failure) or excluded (ignored)."""
