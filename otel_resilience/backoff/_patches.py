@@ -46,6 +46,37 @@ def _recording(scope: str) -> BackoffTelemetry | None:
     return telemetry  # type: ignore[no-any-return]
 
 
+class _Running:
+    """A recorded operation's loop runs inside: it is the context's operation, and ends on exit."""
+
+    __slots__ = ("operation", "token")
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+
+    def __enter__(self) -> None:
+        self.token = current.set(self.operation)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        current.reset(self.token)
+        self.operation.telemetry.finish(self.operation, exc)  # an exception goes on unchanged
+
+
+class _Attempting:
+    """The target runs inside: one attempt of the operation."""
+
+    __slots__ = ("operation",)
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+
+    def __enter__(self) -> None:
+        self.operation.telemetry.attempt(self.operation)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.operation.telemetry.ran(self.operation, exc)
+
+
 def _sync_attempt(policy: Policy) -> Wrapper:
     def attempt(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -53,27 +84,15 @@ def _sync_attempt(policy: Policy) -> Wrapper:
         operation = current.get()
         if operation is None or operation.policy is not policy:  # called outside its recorded loop
             return wrapped(*args, **kwargs)
-        telemetry = operation.telemetry
-        telemetry.attempt(operation)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.ran(operation, exc)
-            raise
-        telemetry.ran(operation, None)
-        return result
+        with _Attempting(operation):
+            return wrapped(*args, **kwargs)
 
     return attempt
 
 
 async def _attempted(operation: Operation, awaitable: Any) -> Any:
-    try:
-        result = await awaitable
-    except BaseException as exc:
-        operation.telemetry.ran(operation, exc)
-        raise
-    operation.telemetry.ran(operation, None)
-    return result
+    with _Attempting(operation):  # the loop awaits the target's coroutine as soon as it has it
+        return await awaitable
 
 
 def _async_attempt(policy: Policy) -> Wrapper:
@@ -83,19 +102,22 @@ def _async_attempt(policy: Policy) -> Wrapper:
         operation = current.get()
         if operation is None or operation.policy is not policy:
             return wrapped(*args, **kwargs)
-        # The loop awaits at once (``await target(...)``): the attempt starts with the call.
-        operation.telemetry.attempt(operation)
         try:
             awaitable = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            operation.telemetry.ran(operation, exc)
-            raise
+        except BaseException:  # not even a coroutine (arguments that do not bind): a failed attempt
+            with _Attempting(operation):
+                raise
         return _attempted(operation, awaitable)
 
     return attempt
 
 
-def _sync_operation(scope: str, policy: Policy) -> Wrapper:
+async def _run(running: _Running, awaitable: Any) -> Any:
+    with running:  # in the coroutine's own context: the caller's is untouched
+        return await awaitable
+
+
+def _operation(scope: str, policy: Policy, *, is_async: bool) -> Wrapper:
     def operation(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
@@ -103,43 +125,17 @@ def _sync_operation(scope: str, policy: Policy) -> Wrapper:
         recorded = None if telemetry is None else telemetry.begin(policy, args, kwargs)
         if recorded is None:
             return wrapped(*args, **kwargs)
-        token = current.set(recorded)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            current.reset(token)
-            recorded.telemetry.finish(recorded, exc)
-            raise
-        current.reset(token)
-        recorded.telemetry.finish(recorded, None)
-        return result
-
-    return operation
-
-
-def _async_operation(scope: str, policy: Policy) -> Wrapper:
-    async def run(recorded: Operation, awaitable: Any) -> Any:
-        token = current.set(recorded)  # in the coroutine's own context: the caller's is untouched
-        try:
-            result = await awaitable
-        except BaseException as exc:
-            current.reset(token)
-            recorded.telemetry.finish(recorded, exc)
-            raise
-        current.reset(token)
-        recorded.telemetry.finish(recorded, None)
-        return result
-
-    def operation(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        telemetry = _recording(scope)
-        recorded = None if telemetry is None else telemetry.begin(policy, args, kwargs)
-        if recorded is None:
-            return wrapped(*args, **kwargs)
+        if not is_async:
+            with _Running(recorded):
+                return wrapped(*args, **kwargs)
         # backoff's loop is a coroutine function: calling it only creates the coroutine, so the
         # operation starts now and the loop (with its context variable) runs when awaited.
-        return run(recorded, wrapped(*args, **kwargs))
+        try:
+            loop = wrapped(*args, **kwargs)
+        except BaseException:  # arguments that do not bind: the operation failed at once
+            with _Running(recorded):
+                raise
+        return _run(_Running(recorded), loop)
 
     return operation
 
@@ -162,7 +158,6 @@ def _judging(predicate: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 def _builder(scope: str, *, is_async: bool, predicate: bool) -> Wrapper:
     attempt_wrapper = _async_attempt if is_async else _sync_attempt
-    operation_wrapper = _async_operation if is_async else _sync_operation
 
     def build(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -180,7 +175,7 @@ def _builder(scope: str, *, is_async: bool, predicate: bool) -> Wrapper:
         if built is None:  # a fault of ours: backoff builds its loop as if uninstrumented
             return wrapped(*args, **kwargs)
         loop = wrapped(*built[0], **kwargs)
-        return FunctionWrapper(loop, operation_wrapper(scope, built[1]))
+        return FunctionWrapper(loop, _operation(scope, built[1], is_async=is_async))
 
     return build
 

@@ -37,31 +37,20 @@ from opentelemetry.trace import Status, StatusCode
 from wrapt import FunctionWrapper
 
 from otel_resilience._kit import diagnostics
+from otel_resilience._kit.contract_metrics import RetryMetrics, end_attempt_span, retry_outcome
 from otel_resilience._kit.diagnostics import Diagnostics
 from otel_resilience._kit.exceptions import error_type, record_exception
 from otel_resilience._kit.faults import logger, report_fault
-from otel_resilience._kit.instruments import create_instrument
-from otel_resilience._kit.names import AttributeSets, NameRegistry, function_name
+from otel_resilience._kit.names import NameRegistry, function_name
 from otel_resilience._kit.recording import Recorder, make_current, restore
 from otel_resilience.backoff._info import BackoffCallInfo
 from otel_resilience.contract import (
-    BACKOFF_EVENT,
-    ERROR_TYPE,
-    OUTCOME,
     REJECTED_RESULT,
     RETRY_ATTEMPT,
-    RETRY_ATTEMPT_DURATION,
     RETRY_ATTEMPTS,
-    RETRY_ATTEMPTS_METRIC,
-    RETRY_BACKOFF,
-    RETRY_BACKOFF_DURATION,
-    RETRY_CALL_ATTEMPTS,
-    RETRY_CALL_DURATION,
-    RETRY_CALLS,
     RETRY_NAME,
     AttemptOutcome,
     Finding,
-    RetryOutcome,
 )
 
 if TYPE_CHECKING:
@@ -73,12 +62,6 @@ if TYPE_CHECKING:
 _ERROR = Status(StatusCode.ERROR)
 _SUCCESS = AttemptOutcome.SUCCESS.value
 _FAILURE = AttemptOutcome.FAILURE.value
-_OUTCOMES = {
-    (False, False): RetryOutcome.SUCCESS_WITHOUT_RETRY.value,
-    (False, True): RetryOutcome.SUCCESS_WITH_RETRY.value,
-    (True, False): RetryOutcome.FAILED_WITHOUT_RETRY.value,
-    (True, True): RetryOutcome.FAILED_WITH_RETRY.value,
-}
 
 
 class Policy:
@@ -173,26 +156,13 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
         self, settings: Settings[BackoffCallInfo], scope: str, *, on_open: Callable[[], None]
     ) -> None:
         super().__init__(settings, scope, on_open=on_open)
-        meter = self.meter
-        self.calls = create_instrument(meter, RETRY_CALLS)
-        self.attempts = create_instrument(meter, RETRY_ATTEMPTS_METRIC)
-        self.attempt_duration = create_instrument(meter, RETRY_ATTEMPT_DURATION)
-        self.call_duration = create_instrument(meter, RETRY_CALL_DURATION)
-        self.call_attempts = create_instrument(meter, RETRY_CALL_ATTEMPTS)
-        self.backoff = create_instrument(meter, RETRY_BACKOFF_DURATION)
-        self.result_attributes = AttributeSets(RETRY_NAME, OUTCOME, ERROR_TYPE)
-        self.names = NameRegistry("retry", settings.max_names, self._count_from_zero)
-        self.diagnostics = Diagnostics(meter, RETRY_NAME)
+        self.metrics = RetryMetrics(self.meter)
+        self.names = NameRegistry("retry", settings.max_names, self.metrics.count_from_zero)
+        self.diagnostics = Diagnostics(self.meter, RETRY_NAME)
         # Functions decorated before instrument() report backoffs only: no calls series from 0.
         self._blind_names = NameRegistry("retry", settings.max_names, lambda name: None)
         self._blind: set[str] = set()  # names of functions decorated before instrument(), logged once
         self._blind_lock = threading.Lock()
-
-    def _count_from_zero(self, name: str) -> None:
-        """A new operation: its success counters start at 0 (see ``NameRegistry``)."""
-        for outcome in (RetryOutcome.SUCCESS_WITHOUT_RETRY, RetryOutcome.SUCCESS_WITH_RETRY):
-            self.calls.add(0, self.result_attributes.get(name, outcome.value))
-        self.attempts.add(0, self.result_attributes.get(name, _SUCCESS))
 
     def _report(self, name: str) -> str:
         return self.names.reported.get(name) or self.names.report(name)
@@ -236,11 +206,12 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
                     record_exception(
                         operation.span, exc, messages=self.exception_messages, timestamp=operation.wall(ended)
                     )
-            outcome = _OUTCOMES[failed, operation.attempt > 1]
-            attributes = self.result_attributes.get(operation.name, outcome, etype)
-            self.calls.add(1, attributes)
-            self.call_duration.record(ended - operation.started, attributes)
-            self.call_attempts.record(operation.attempt, self.result_attributes.get(operation.name, outcome))
+            metrics = self.metrics
+            outcome = retry_outcome(failed=failed, attempts=operation.attempt)
+            attributes = metrics.attributes.get(operation.name, outcome, etype)
+            metrics.calls.add(1, attributes)
+            metrics.call_duration.record(ended - operation.started, attributes)
+            metrics.call_attempts.record(operation.attempt, metrics.attributes.get(operation.name, outcome))
             span = operation.span
             if span is None:
                 return
@@ -314,7 +285,7 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
         if context.get_current() and not is_instrumentation_enabled():
             return
         name = self._blind_names.report(function_name(target))
-        self.backoff.record(float(seconds), self.result_attributes.get(name))
+        self.metrics.backoff.record(float(seconds), self.metrics.attributes.get(name))
         if name in self._blind:
             return
         with self._blind_lock:
@@ -335,25 +306,25 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
         else:
             operation.last_error = None
         outcome = _FAILURE if failed else _SUCCESS
-        attributes = self.result_attributes.get(operation.name, outcome, operation.last_error)
-        self.attempts.add(1, attributes)
-        self.attempt_duration.record(operation.attempt_ended - operation.attempt_started, attributes)
+        metrics = self.metrics
+        attributes = metrics.attributes.get(operation.name, outcome, operation.last_error)
+        metrics.attempts.add(1, attributes)
+        metrics.attempt_duration.record(operation.attempt_ended - operation.attempt_started, attributes)
         if backoff is not None:
-            self.backoff.record(backoff, self.result_attributes.get(operation.name))
+            metrics.backoff.record(backoff, metrics.attributes.get(operation.name))
         span, operation.attempt_span = operation.attempt_span, None
         if span is None:
             return
-        end = operation.wall(operation.attempt_ended)
-        if span.is_recording():
-            span.set_attributes(attributes)
-            if error is not None:
-                record_exception(span, error, messages=self.exception_messages, timestamp=end)
-            if failed:
-                span.set_status(_ERROR)
-            if backoff is not None:
-                span.add_event(BACKOFF_EVENT, {RETRY_BACKOFF: backoff}, timestamp=end)
-            self._call_hook(span, operation, operation.attempt, outcome, error)
-        span.end(end)
+        end_attempt_span(
+            span,
+            attributes,
+            error=error,
+            failed=failed,
+            backoff=backoff,
+            end=operation.wall(operation.attempt_ended),
+            messages=self.exception_messages,
+            hook=lambda span: self._call_hook(span, operation, operation.attempt, outcome, error),
+        )
 
     def _call_hook(
         self, span: Span, operation: Operation, attempt: int | None, outcome: str, error: BaseException | None

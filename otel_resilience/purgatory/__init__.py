@@ -58,10 +58,10 @@ Limitations of purgatory, shown as purgatory behaves
 
 Options
 -------
-``instrument()`` takes the options of every instrumentor of this package (``tracer_provider``,
-``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names``, ``exception_messages``);
-``span_hook(span, info)`` receives a :class:`PurgatoryCallInfo`. Turned off by
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory``.
+The options of every instrumentor of this package are listed in ``instrument()``'s docstring and
+the README; here the ``span_hook(span, info)`` gets a :class:`PurgatoryCallInfo` before each call's
+span ends. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory`` turns this instrumentation off
+under ``opentelemetry-instrument``.
 
 Guarantees
 ----------

@@ -21,34 +21,26 @@ a state counts the exception           ``<State>.handle_exception``     the call
 
 from __future__ import annotations
 
-import logging
 import threading
 from contextvars import ContextVar
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable
 
-from opentelemetry import trace
 from opentelemetry.metrics import Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 from purgatory.domain.model import CLOSED, HALF_OPENED, OPENED, Context
 
+from otel_resilience._kit.contract_metrics import BreakerMetrics
 from otel_resilience._kit.exceptions import error_type, is_cancellation, record_exception
-from otel_resilience._kit.faults import contain, logger, report_fault
-from otel_resilience._kit.instruments import create_instrument, create_observable
-from otel_resilience._kit.names import AttributeSets, NameRegistry
+from otel_resilience._kit.faults import contain, report_fault
+from otel_resilience._kit.instruments import create_observable
+from otel_resilience._kit.names import NameRegistry
 from otel_resilience._kit.recording import Recorder, make_current, restore
 from otel_resilience.contract import (
-    BREAKER_CALL_DURATION,
-    BREAKER_CALLS,
     BREAKER_CONSECUTIVE_FAILURES,
     BREAKER_NAME,
-    BREAKER_PREVIOUS_STATE,
     BREAKER_STATE,
     BREAKER_STATUS,
-    BREAKER_TRANSITIONS,
-    ERROR_TYPE,
-    OUTCOME,
-    STATE_CHANGE_EVENT,
     BreakerOutcome,
     BreakerState,
 )
@@ -101,10 +93,6 @@ class Call:
         self.counted = False  # a state's handle_exception ran: purgatory counted a failure
 
 
-current: ContextVar[Call | None] = ContextVar("otel_resilience_purgatory_call", default=None)
-"""The innermost call through a breaker in this thread or task."""
-
-
 class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
     """Tracer, instruments and the last state seen of each breaker, for one ``instrument()`` call."""
 
@@ -112,26 +100,15 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
         self, settings: Settings[PurgatoryCallInfo], scope: str, *, on_open: Callable[[], None]
     ) -> None:
         super().__init__(settings, scope, on_open=on_open)
-        meter = self.meter
-        self.calls = create_instrument(meter, BREAKER_CALLS)
-        self.duration = create_instrument(meter, BREAKER_CALL_DURATION)
-        self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
+        self.metrics = BreakerMetrics(self.meter, _REJECTED_ERROR)
         create_observable(self, BREAKER_STATUS, PurgatoryTelemetry.observe_states)
         create_observable(self, BREAKER_CONSECUTIVE_FAILURES, PurgatoryTelemetry.observe_failures)
-        self.call_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, OUTCOME, ERROR_TYPE)
-        self.transition_attributes = AttributeSets(BREAKER_NAME, BREAKER_STATE, BREAKER_PREVIOUS_STATE)
-        self.names = NameRegistry("circuit breaker", settings.max_names, self._count_from_zero)
+        self.names = NameRegistry("circuit breaker", settings.max_names, self.metrics.count_from_zero)
         # (state, consecutive failures) of each breaker as this process last saw it: with Redis
         # storage there is no long-lived object to read at collection time, and reading Redis there
         # would make metric collection wait on it.
         self.seen: dict[str, tuple[str, int]] = {}
         self._seen_lock = threading.Lock()
-
-    def _count_from_zero(self, name: str) -> None:
-        for state, outcome, etype in _COUNTED_FROM_ZERO:
-            self.calls.add(0, self.call_attributes.get(name, state, outcome, etype))
-        for previous, state in _TRANSITIONS_FROM_ZERO:
-            self.transitions.add(0, self.transition_attributes.get(name, state, previous))
 
     def _see(self, name: str, context: Context) -> None:
         with self._seen_lock:
@@ -202,9 +179,10 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
         try:
             elapsed = perf_counter() - call.started
             etype = None if error is None else error_type(error)
-            attributes = self.call_attributes.get(call.name, call.state, outcome, etype)
-            self.calls.add(1, attributes)
-            self.duration.record(elapsed, attributes)
+            metrics = self.metrics
+            attributes = metrics.call_attributes.get(call.name, call.state, outcome, etype)
+            metrics.calls.add(1, attributes)
+            metrics.duration.record(elapsed, attributes)
             self._see(call.name, call.context)
             span = call.span
             if span is None:
@@ -234,21 +212,7 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
         state = STATES.get(context.state, _CLOSED)
         previous_state = STATES.get(previous, state)
         self._see(name, context)
-        attributes = self.transition_attributes.get(name, state, previous_state)
-        self.transitions.add(1, attributes)
-        level = logging.WARNING if state == _OPEN else logging.INFO
-        logger.log(level, "circuit breaker %r changed state: %s -> %s", name, previous_state, state)
-        if self.tracer is None:
-            return
-        active_span = trace.get_current_span()
-        if active_span.is_recording():
-            active_span.add_event(STATE_CHANGE_EVENT, attributes)
-        else:
-            span = self.tracer.start_span(
-                f"{name} state change", kind=SpanKind.INTERNAL, attributes=attributes
-            )
-            span.add_event(STATE_CHANGE_EVENT, attributes)
-            span.end()
+        self.metrics.transition(self.tracer, name, state, previous_state)
 
     # -- observable instruments -----------------------------------------------------------------
 
@@ -265,6 +229,10 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
 
     def observe_failures(self) -> list[Observation]:
         return [Observation(failures, {BREAKER_NAME: name}) for name, (_, failures) in self._snapshot()]
+
+
+current: ContextVar[Call | None] = ContextVar("otel_resilience_purgatory_call", default=None)
+"""The innermost call through a breaker in this thread or task."""
 
 
 def counted(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:

@@ -469,8 +469,10 @@ def test_faults_never_reach_the_application(
     recorder: Any = active_recorder(instrumentor.scope)
     if part == "span_hook":
         recorder.span_hook = Broken().hook
+    elif part == "tracer":
+        recorder.tracer = Broken()
     else:
-        setattr(recorder, part, Broken())
+        setattr(recorder.metrics, part, Broken())
     try:
 
         @on_exception()
@@ -494,3 +496,21 @@ def test_faults_never_reach_the_application(
         instrumentor.uninstrument()
     logged = [r for r in caplog.records if "telemetry failed" in r.getMessage()]
     assert 1 <= len(logged) <= 4  # once per place and kind of fault, not once per call
+
+
+def test_arguments_that_do_not_bind_fail_one_attempt(instrumented: Telemetry) -> None:
+    @on_exception()
+    def sync(x: int) -> int:
+        return x
+
+    @on_exception()
+    async def coro(x: int) -> int:
+        return x
+
+    with pytest.raises(TypeError):
+        sync(1, 2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        asyncio.run(coro(1, 2))  # type: ignore[call-arg]
+    assert [k[1:] for k in calls(instrumented)] == [("failed_without_retry", "TypeError")] * 2
+    assert len(operation_spans(instrumented)) == 2
+    assert len(attempt_spans(instrumented)) == 2
