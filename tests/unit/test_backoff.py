@@ -514,3 +514,24 @@ def test_arguments_that_do_not_bind_fail_one_attempt(instrumented: Telemetry) ->
     assert [k[1:] for k in calls(instrumented)] == [("failed_without_retry", "TypeError")] * 2
     assert len(operation_spans(instrumented)) == 2
     assert len(attempt_spans(instrumented)) == 2
+
+
+def test_guide_and_info_import_without_backoff() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor\n"
+        "print('backoff' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_scope_is_the_public_package(instrumented: Telemetry) -> None:
+    from otel_resilience.version import __version__
+
+    on_exception()(lambda: 1)()
+    scopes = {(s.instrumentation_scope.name, s.instrumentation_scope.version) for s in instrumented.spans()}
+    assert scopes == {("otel_resilience.backoff", __version__)}

@@ -345,3 +345,25 @@ def test_faults_never_reach_the_application(telemetry: Telemetry, part: str) -> 
             assert trace.get_current_span() is trace.INVALID_SPAN
     finally:
         instrumentor.uninstrument()
+
+
+def test_guide_and_info_import_without_purgatory() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor\n"
+        "print('purgatory' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_scope_is_the_public_package(instrumented: Telemetry) -> None:
+    from otel_resilience.version import __version__
+
+    with SyncCircuitBreakerFactory().get_breaker("scoped"):
+        pass
+    scopes = {(s.instrumentation_scope.name, s.instrumentation_scope.version) for s in instrumented.spans()}
+    assert scopes == {("otel_resilience.purgatory", __version__)}
