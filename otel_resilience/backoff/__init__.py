@@ -69,8 +69,9 @@ In functions decorated while instrumented, ``details["target"]`` (given to ``on_
 function, not your function itself: its name, qualname, module, docstring and attributes are
 your function's, calling it calls your function, ``==`` and ``is`` against your function are
 false. The decorated function is a proxy of backoff's loop, with the same name, signature and
-attributes (``inspect.iscoroutinefunction`` still tells ``async def`` ones). Nothing else that
-handlers receive changes.
+attributes (``inspect.iscoroutinefunction`` still tells ``async def`` ones); both proxies are
+copied (``copy``, ``deepcopy``) and pickled as functions are. Nothing else that handlers receive
+changes.
 
 Traps of backoff itself, shown as backoff behaves
 -------------------------------------------------

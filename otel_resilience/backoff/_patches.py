@@ -20,12 +20,18 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import backoff._async
 import backoff._sync
-from wrapt import FunctionWrapper
 
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience._kit.patching import PatchPlan, PatchTarget, Wrapper
-from otel_resilience.backoff._telemetry import BackoffTelemetry, Operation, Policy, TargetProxy, current
+from otel_resilience.backoff._telemetry import (
+    BackoffTelemetry,
+    FunctionProxy,
+    Operation,
+    Policy,
+    TargetProxy,
+    current,
+)
 
 if TYPE_CHECKING:
     from otel_resilience._kit.settings import Settings
@@ -175,7 +181,7 @@ def _builder(scope: str, *, is_async: bool, predicate: bool) -> Wrapper:
         if built is None:  # a fault of ours: backoff builds its loop as if uninstrumented
             return wrapped(*args, **kwargs)
         loop = wrapped(*built[0], **kwargs)
-        return FunctionWrapper(loop, _operation(scope, built[1], is_async=is_async))
+        return FunctionProxy(loop, _operation(scope, built[1], is_async=is_async))
 
     return build
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import threading
 from contextvars import ContextVar
 from time import perf_counter, time_ns
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, SupportsIndex
 
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
@@ -133,7 +133,27 @@ class Operation:
         return self.wall_started + int((instant - self.started) * 1e9)
 
 
-class TargetProxy(FunctionWrapper[..., Any]):
+class FunctionProxy(FunctionWrapper[..., Any]):
+    """A function's proxy that copies and pickles as the function does.
+
+    Functions are copied as themselves, and pickled by reference (module and qualified name);
+    wrapt's proxies refuse all three, which would break applications that copy or pickle objects
+    holding a decorated function (``multiprocessing``, ``copy.deepcopy`` of a configuration).
+    """
+
+    def __copy__(self) -> FunctionProxy:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FunctionProxy:
+        return self
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str:
+        # A string means "the global of this name in the object's module", which pickle checks is
+        # this very object: true of a decorated module-level function or method, as for a function.
+        return str(self.__qualname__)
+
+
+class TargetProxy(FunctionProxy):
     """What backoff's loop calls instead of the target, in decorations made while instrumented.
 
     It is ``details["target"]`` in the application's handlers: it has the target's name, module,

@@ -535,3 +535,30 @@ def test_scope_is_the_public_package(instrumented: Telemetry) -> None:
     on_exception()(lambda: 1)()
     scopes = {(s.instrumentation_scope.name, s.instrumentation_scope.version) for s in instrumented.spans()}
     assert scopes == {("otel_resilience.backoff", __version__)}
+
+
+@on_exception()
+def module_level(script: Script) -> Any:
+    return script.next()
+
+
+def test_decorated_functions_copy_and_pickle_as_functions(instrumented: Telemetry) -> None:
+    import copy
+    import pickle
+
+    seen: list[dict[str, Any]] = []
+
+    @on_exception(on_backoff=seen.append)
+    def local(script: Script) -> Any:
+        return script.next()
+
+    local(Script(Flaky()))
+    instrumented_module_level = on_exception()(module_level.__wrapped__)  # decorated before: the raw function
+    globals()["module_level"], original = instrumented_module_level, module_level
+    try:
+        assert pickle.loads(pickle.dumps(instrumented_module_level)) is instrumented_module_level
+    finally:
+        globals()["module_level"] = original
+    assert copy.copy(local) is local
+    assert copy.deepcopy({"f": local})["f"] is local
+    assert copy.deepcopy(seen[0])["target"] is seen[0]["target"]
