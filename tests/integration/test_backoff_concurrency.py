@@ -17,7 +17,7 @@ import pytest
 
 from otel_resilience import contract as c
 from otel_resilience.backoff import BackoffInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
 
 THREADS = 8
 CALLS = 250
@@ -27,14 +27,13 @@ class Flaky(Exception):
     pass
 
 
+instrument = options_fixture(BackoffInstrumentor)
+
+
 @pytest.fixture
-def instrumented(telemetry: Telemetry) -> Any:
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+def instrumented(instrument: Any) -> Telemetry:
+    telemetry: Telemetry = instrument()
+    return telemetry
 
 
 def test_threads_exact_totals(instrumented: Telemetry) -> None:

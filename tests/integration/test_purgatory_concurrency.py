@@ -19,7 +19,7 @@ from purgatory.domain.model import OpenedState
 
 from otel_resilience import contract as c
 from otel_resilience.purgatory import PurgatoryInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
 
 THREADS = 8
 CALLS = 500
@@ -33,14 +33,13 @@ class Excluded(Exception):
     pass
 
 
+instrument = options_fixture(PurgatoryInstrumentor)
+
+
 @pytest.fixture
-def instrumented(telemetry: Telemetry) -> Any:
-    instrumentor = PurgatoryInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+def instrumented(instrument: Any) -> Telemetry:
+    telemetry: Telemetry = instrument()
+    return telemetry
 
 
 @pytest.mark.parametrize("threshold", [2, 10_000])

@@ -22,15 +22,11 @@ from typing import Any
 import backoff
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_resilience import contract as c
 from otel_resilience.backoff import BackoffInstrumentor
 from tests.conftest import Telemetry
+from tests.properties.twins import run_twins
 
 EXAMPLES = 150
 _run: Counter[str] = Counter()
@@ -180,20 +176,9 @@ def test_instrumented_equals_uninstrumented(
 ) -> None:
     if decorator == "on_predicate":
         steps = [s for s in steps if s not in ("retryable", "fatal")] or steps[:1]
-    bare = run_once(decorator, is_async, policy, steps)
-
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    try:
-        instrumented = run_once(decorator, is_async, policy, steps)
-    finally:
-        instrumentor.uninstrument()
-    telemetry = Telemetry(tracer_provider, meter_provider, exporter, reader)
+    bare, instrumented, telemetry = run_twins(
+        BackoffInstrumentor, lambda: run_once(decorator, is_async, policy, steps)
+    )
     assert instrumented == bare
     assert observed(telemetry) == truth(decorator, bare)
     _run[f"{decorator}/{'async' if is_async else 'sync'}"] += 1

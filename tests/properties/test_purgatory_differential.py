@@ -22,17 +22,13 @@ from typing import Any
 import purgatory.domain.model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from purgatory import AsyncCircuitBreakerFactory, SyncCircuitBreakerFactory
 from purgatory.domain.model import OpenedState
 
 from otel_resilience import contract as c
 from otel_resilience.purgatory import PurgatoryInstrumentor
 from tests.conftest import Telemetry
+from tests.properties.twins import run_twins
 
 EXAMPLES = 150
 TTL = 10.0
@@ -191,20 +187,11 @@ def observed(telemetry: Telemetry) -> dict[str, Any]:
 def test_instrumented_equals_uninstrumented(
     is_async: bool, form: str, threshold: int, steps: list[str]
 ) -> None:
-    bare = run_once(is_async, form, threshold, steps)
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    instrumentor = PurgatoryInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    try:
-        instrumented = run_once(is_async, form, threshold, steps)
-    finally:
-        instrumentor.uninstrument()
+    bare, instrumented, telemetry = run_twins(
+        PurgatoryInstrumentor, lambda: run_once(is_async, form, threshold, steps)
+    )
     assert instrumented == bare
-    assert observed(Telemetry(tracer_provider, meter_provider, exporter, reader)) == truth(bare)
+    assert observed(telemetry) == truth(bare)
     _run[f"{'async' if is_async else 'sync'}/{form}"] += 1
 
 

@@ -19,7 +19,8 @@ from opentelemetry.trace import StatusCode
 from otel_resilience import contract as c
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
+from tests.unit.faulty import Broken
 
 NAME = c.RETRY_NAME
 OUTCOME = c.OUTCOME
@@ -51,14 +52,13 @@ class Script:
         return self.result
 
 
+instrument = options_fixture(BackoffInstrumentor)
+
+
 @pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+def instrumented(instrument: Any) -> Telemetry:
+    telemetry: Telemetry = instrument()
+    return telemetry
 
 
 def on_exception(**options: Any) -> Any:
@@ -447,16 +447,6 @@ def test_decorations_outlive_instrumentation(telemetry: Telemetry) -> None:
 # -- faults ---------------------------------------------------------------------------------------
 
 
-class Broken:
-    """Any instrument or tracer: every method raises."""
-
-    def __getattr__(self, name: str) -> Any:
-        def fail(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError(f"telemetry fault in {name}")
-
-        return fail
-
-
 @pytest.mark.faults
 @pytest.mark.parametrize("part", ["calls", "attempts", "backoff", "attempt_duration", "tracer", "span_hook"])
 def test_faults_never_reach_the_application(
@@ -514,27 +504,6 @@ def test_arguments_that_do_not_bind_fail_one_attempt(instrumented: Telemetry) ->
     assert [k[1:] for k in calls(instrumented)] == [("failed_without_retry", "TypeError")] * 2
     assert len(operation_spans(instrumented)) == 2
     assert len(attempt_spans(instrumented)) == 2
-
-
-def test_guide_and_info_import_without_backoff() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor\n"
-        "print('backoff' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
-
-
-def test_scope_is_the_public_package(instrumented: Telemetry) -> None:
-    from otel_resilience.version import __version__
-
-    on_exception()(lambda: 1)()
-    scopes = {(s.instrumentation_scope.name, s.instrumentation_scope.version) for s in instrumented.spans()}
-    assert scopes == {("otel_resilience.backoff", __version__)}
 
 
 @on_exception()

@@ -23,8 +23,9 @@ from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import Telemetry, options_fixture
 from tests.redis_server import redis_server
+from tests.unit.faulty import Broken
 
 REJECTED = "purgatory.domain.model.OpenedState"
 
@@ -37,14 +38,13 @@ class Excluded(Exception):
     pass
 
 
+instrument = options_fixture(PurgatoryInstrumentor)
+
+
 @pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = PurgatoryInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+def instrumented(instrument: Any) -> Telemetry:
+    telemetry: Telemetry = instrument()
+    return telemetry
 
 
 def calls(telemetry: Telemetry) -> dict[tuple[Any, ...], float]:
@@ -310,14 +310,6 @@ def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
     assert active_recorder(instrumentor.scope) is None
 
 
-class Broken:
-    def __getattr__(self, name: str) -> Any:
-        def fail(*args: Any, **kwargs: Any) -> Any:
-            raise RuntimeError(f"telemetry fault in {name}")
-
-        return fail
-
-
 @pytest.mark.faults
 @pytest.mark.parametrize("part", ["calls", "duration", "transitions", "tracer", "span_hook", "names"])
 def test_faults_never_reach_the_application(telemetry: Telemetry, part: str) -> None:
@@ -345,25 +337,3 @@ def test_faults_never_reach_the_application(telemetry: Telemetry, part: str) -> 
             assert trace.get_current_span() is trace.INVALID_SPAN
     finally:
         instrumentor.uninstrument()
-
-
-def test_guide_and_info_import_without_purgatory() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys\n"
-        "from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor\n"
-        "print('purgatory' in sys.modules)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
-
-
-def test_scope_is_the_public_package(instrumented: Telemetry) -> None:
-    from otel_resilience.version import __version__
-
-    with SyncCircuitBreakerFactory().get_breaker("scoped"):
-        pass
-    scopes = {(s.instrumentation_scope.name, s.instrumentation_scope.version) for s in instrumented.spans()}
-    assert scopes == {("otel_resilience.purgatory", __version__)}
