@@ -17,7 +17,7 @@ import pytest
 
 from otel_resilience import contract as c
 from otel_resilience.backoff import BackoffInstrumentor
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 THREADS = 8
 CALLS = 250

@@ -19,7 +19,7 @@ from purgatory.domain.model import OpenedState
 
 from otel_resilience import contract as c
 from otel_resilience.purgatory import PurgatoryInstrumentor
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 THREADS = 8
 CALLS = 500

@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 
 from otel_resilience import contract as c
 from otel_resilience.backoff import BackoffInstrumentor
-from tests.conftest import Telemetry
-from tests.properties.twins import run_twins
+from tests.support.telemetry import Telemetry
+from tests.support.twins import run_twins
 
 EXAMPLES = 150
 _run: Counter[str] = Counter()

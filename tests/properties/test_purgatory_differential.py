@@ -27,8 +27,8 @@ from purgatory.domain.model import OpenedState
 
 from otel_resilience import contract as c
 from otel_resilience.purgatory import PurgatoryInstrumentor
-from tests.conftest import Telemetry
-from tests.properties.twins import run_twins
+from tests.support.telemetry import Telemetry
+from tests.support.twins import run_twins
 
 EXAMPLES = 150
 TTL = 10.0

@@ -19,8 +19,8 @@ from opentelemetry.trace import StatusCode
 from otel_resilience import contract as c
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor
-from tests.conftest import Telemetry, options_fixture
-from tests.unit.faulty import Broken
+from tests.support.faulty import Broken
+from tests.support.telemetry import Telemetry, options_fixture
 
 NAME = c.RETRY_NAME
 OUTCOME = c.OUTCOME

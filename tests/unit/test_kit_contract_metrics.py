@@ -9,7 +9,7 @@ from opentelemetry import trace
 
 from otel_resilience import contract as c
 from otel_resilience._kit.contract_metrics import BreakerMetrics, RetryMetrics, retry_outcome
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 
 def test_retry_outcome_table() -> None:

@@ -12,7 +12,7 @@ from purgatory import SyncCircuitBreakerFactory
 from otel_resilience.backoff import BackoffInstrumentor
 from otel_resilience.purgatory import PurgatoryInstrumentor
 from otel_resilience.version import __version__
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 LIBRARIES = {
     "backoff": ("BackoffCallInfo", "BackoffInstrumentor"),

@@ -23,9 +23,9 @@ from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor
-from tests.conftest import Telemetry, options_fixture
-from tests.redis_server import redis_server
-from tests.unit.faulty import Broken
+from tests.support.faulty import Broken
+from tests.support.redis_server import redis_server
+from tests.support.telemetry import Telemetry, options_fixture
 
 REJECTED = "purgatory.domain.model.OpenedState"
 
