@@ -31,6 +31,7 @@ LINTED = [
 LAYERS = ("unit", "properties", "integration", "upstream", "e2e")
 """The test layers (folders of ``tests/`` and pytest markers), fastest first."""
 PYTHON_VERSIONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+README_BLOCKS = "tests/integration/test_code_blocks.py::test_every_code_block_runs[README.md]"
 
 nox.options.sessions = ["lint", "typing", "docs", *LAYERS]
 nox.options.default_venv_backend = "none"
@@ -137,8 +138,10 @@ def pythons(session: nox.Session) -> None:
         python = str(env / "bin" / "python")
         session.run(python, "-m", "pip", "install", "-q", "-e", ".[test]", external=True)
         layers = "unit or properties or integration"
+        # The README's dashboards command needs grafana-foundation-sdk, which needs Python 3.11.
+        older = ["--deselect", README_BLOCKS] if version in ("3.9", "3.10") else []
         done = subprocess.run(
-            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", layers, *session.posargs],
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", layers, *older, *session.posargs],
             cwd=ROOT,
             check=False,
             capture_output=True,

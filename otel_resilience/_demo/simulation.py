@@ -32,6 +32,12 @@ class OperationBooks:
     sleeps: int = 0
     sleep_seconds: float = 0.0
 
+    def ended(self, *, succeeded: bool, attempts: int) -> bool:
+        """An operation ended after ``attempts`` attempts; returns ``succeeded``."""
+        retried = "with_retry" if attempts > 1 else "without_retry"
+        self.calls[f"{'success' if succeeded else 'failed'}_{retried}"] += 1
+        return succeeded
+
 
 @dataclass
 class GroundTruth:

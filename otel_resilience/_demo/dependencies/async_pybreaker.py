@@ -16,7 +16,7 @@ import pybreaker
 import tenacity
 
 from otel_resilience._demo.dependencies import DependencyError, DependencyOptions, Profile, flapping, named
-from otel_resilience._demo.dependencies.pybreaker_tenacity import STATE_NAMES, TransitionBooks
+from otel_resilience._demo.dependencies.pybreaker_tenacity import TransitionBooks, contract_state
 from otel_resilience._demo.simulation import BreakerBooks, OperationBooks
 from otel_resilience.contract import BreakerOutcome, Finding
 
@@ -83,16 +83,11 @@ class UnguardedAsyncDependency:
         try:
             self._loop.run_until_complete(self._operation())
         except DependencyError:
-            succeeded = False
-        else:
-            succeeded = True
-        retried = "with_retry" if self._attempts_in_operation > 1 else "without_retry"
-        self.operation_books.calls[f"{'success' if succeeded else 'failed'}_{retried}"] += 1
-        return succeeded
+            return self.operation_books.ended(succeeded=False, attempts=self._attempts_in_operation)
+        return self.operation_books.ended(succeeded=True, attempts=self._attempts_in_operation)
 
     def state(self) -> str:
-        state = self.breaker.current_state
-        return STATE_NAMES.get(state, state)
+        return contract_state(self.breaker)
 
     def finish(self) -> None:
         self.breaker_books.final_state = self.state()

@@ -27,6 +27,13 @@ if TYPE_CHECKING:
 STATE_NAMES = {pybreaker.STATE_HALF_OPEN: "half_open"}
 """pybreaker's state names as the contract spells them (the others are the same)."""
 
+
+def contract_state(breaker: pybreaker.CircuitBreaker) -> str:
+    """A breaker's state now, spelled as the contract spells it."""
+    state = breaker.current_state
+    return STATE_NAMES.get(state, state)
+
+
 PROFILES = (
     Profile("catalog", healthy, not_found_probability=0.03),
     Profile("payments", flapping),
@@ -133,16 +140,11 @@ class GuardedDependency:
         try:
             self.fetch()
         except Exception:
-            succeeded = False
-        else:
-            succeeded = True
-        retried = "with_retry" if self._attempts_in_operation > 1 else "without_retry"
-        self.operation_books.calls[f"{'success' if succeeded else 'failed'}_{retried}"] += 1
-        return succeeded
+            return self.operation_books.ended(succeeded=False, attempts=self._attempts_in_operation)
+        return self.operation_books.ended(succeeded=True, attempts=self._attempts_in_operation)
 
     def state(self) -> str:
-        state = self.breaker.current_state
-        return STATE_NAMES.get(state, state)
+        return contract_state(self.breaker)
 
     def finish(self) -> None:
         self.breaker_books.final_state = self.state()
