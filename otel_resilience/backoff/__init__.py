@@ -2,19 +2,56 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``backoff`` (group ``opentelemetry_instrumentor``) instruments backoff before the application's
-modules are imported, so every decorated function gets the full telemetry::
+Every code block of this guide runs in the tests, in order, in one folder. An application whose
+stock lookup fails twice, then answers:
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: stock.py
 
-Or instrument in code, **before** the modules that decorate functions are imported::
+   import backoff
 
-    from otel_resilience.backoff import BackoffInstrumentor
+   answers = iter([TimeoutError("slow"), TimeoutError("slow"), 12])
 
-    BackoffInstrumentor().instrument(tracer_provider=..., meter_provider=...)
 
-    import myapp.clients  # its @backoff.on_exception functions are decorated now: fully seen
+   @backoff.on_exception(backoff.constant, TimeoutError, interval=0.01, max_tries=3)
+   def stock() -> int:
+       answer = next(answers)
+       if isinstance(answer, Exception):
+           raise answer
+       return answer
+
+
+   print(stock())
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``backoff`` (group
+``opentelemetry_instrumentor``) instruments backoff before the application's modules are imported,
+so every decorated function gets the full telemetry: one operation span with three attempt
+children here. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=backoff`` turns it off:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python stock.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=backoff opentelemetry-instrument python stock.py
+
+Or instrument in code, **before** the modules that decorate functions are imported. A
+``span_hook`` receives each operation and attempt span with a frozen :class:`BackoffCallInfo`
+before it ends:
+
+.. code-block:: python
+
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor
+
+
+   def mark_retries(span: Span, info: BackoffCallInfo) -> None:
+       span.set_attribute("app.retried", info.attempts > 1)
+
+
+   BackoffInstrumentor().instrument(tracer_provider=TracerProvider(), span_hook=mark_retries)
+
+   import stock  # decorated now, while instrumented: fully seen
 
 Every decorator form is covered: ``@backoff.on_exception`` and ``@backoff.on_predicate``, on
 functions, methods and ``async def`` coroutine functions, stacked or not.
@@ -83,10 +120,8 @@ Traps of backoff itself, shown as backoff behaves
 
 Options
 -------
-``instrument()`` takes the options of every instrumentor of this package (``tracer_provider``,
-``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names``, ``exception_messages``);
-``span_hook(span, info)`` receives a :class:`BackoffCallInfo`. Turned off by
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=backoff``.
+``instrument()`` takes the options of every instrumentor of this package (``docs/options.md``);
+here ``max_names`` caps distinct operation names.
 
 Guarantees
 ----------

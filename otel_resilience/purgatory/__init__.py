@@ -2,16 +2,60 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``purgatory`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+Every code block of this guide runs in the tests, in order, in one folder. An application whose
+inventory service times out: two failures open the breaker, and the third call is rejected
+without reaching the service:
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: inventory.py
 
-Or instrument in code, before or after the factories are created and functions decorated::
+   from purgatory import SyncCircuitBreakerFactory
+   from purgatory.domain.model import OpenedState
 
-    from otel_resilience.purgatory import PurgatoryInstrumentor
+   breakers = SyncCircuitBreakerFactory(default_threshold=2, default_ttl=30)
 
-    PurgatoryInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+   @breakers("inventory")
+   def reserve(item: str) -> str:
+       raise TimeoutError(item)
+
+
+   for item in ["apple", "pear", "plum"]:
+       try:
+           reserve(item)
+       except TimeoutError:
+           print(item, "failed")
+       except OpenedState:
+           print(item, "rejected: the breaker is open")
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``purgatory``
+(group ``opentelemetry_instrumentor``) instruments every breaker: three ``inventory`` spans here
+(``failure``, ``failure`` with the ``circuit_breaker.state_change`` event of the trip,
+``rejected``). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory`` turns it off:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python inventory.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory opentelemetry-instrument python inventory.py
+
+Or instrument in code, before or after the factories are created and functions decorated. A
+``span_hook`` receives each call's span with a frozen :class:`PurgatoryCallInfo` before it ends:
+
+.. code-block:: python
+
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor
+
+
+   def mark_probes(span: Span, info: PurgatoryCallInfo) -> None:
+       span.set_attribute("app.probe", info.state == "half_open")
+
+
+   PurgatoryInstrumentor().instrument(tracer_provider=TracerProvider(), span_hook=mark_probes)
+
+   import inventory  # the calls it makes are recorded
 
 Every form is covered: ``SyncCircuitBreakerFactory`` and ``AsyncCircuitBreakerFactory``, as
 decorators (``@factory("payments")``) and context managers (``with factory.get_breaker(...)``,
@@ -58,10 +102,8 @@ Limitations of purgatory, shown as purgatory behaves
 
 Options
 -------
-The options of every instrumentor of this package are listed in ``instrument()``'s docstring and
-the README; here the ``span_hook(span, info)`` gets a :class:`PurgatoryCallInfo` before each call's
-span ends. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=purgatory`` turns this instrumentation off
-under ``opentelemetry-instrument``.
+``instrument()`` takes the options of every instrumentor of this package (``docs/options.md``);
+here ``max_names`` caps distinct breaker names.
 
 Guarantees
 ----------
