@@ -42,7 +42,7 @@ from otel_resilience._kit.diagnostics import Diagnostics
 from otel_resilience._kit.exceptions import error_type, record_exception
 from otel_resilience._kit.faults import logger, report_fault
 from otel_resilience._kit.names import NameRegistry, function_name
-from otel_resilience._kit.recording import Recorder, make_current, restore
+from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
 from otel_resilience.backoff._info import BackoffCallInfo
 from otel_resilience.contract import (
     REJECTED_RESULT,
@@ -230,7 +230,9 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
             outcome = retry_outcome(failed=failed, attempts=operation.attempt)
             attributes = metrics.attributes.get(operation.name, outcome, etype)
             metrics.calls.add(1, attributes)
-            metrics.call_duration.record(ended - operation.started, attributes)
+            metrics.call_duration.record(
+                ended - operation.started, attributes, exemplar_context(operation.span)
+            )
             metrics.call_attempts.record(operation.attempt, metrics.attributes.get(operation.name, outcome))
             span = operation.span
             if span is None:
@@ -329,7 +331,11 @@ class BackoffTelemetry(Recorder[BackoffCallInfo]):
         metrics = self.metrics
         attributes = metrics.attributes.get(operation.name, outcome, operation.last_error)
         metrics.attempts.add(1, attributes)
-        metrics.attempt_duration.record(operation.attempt_ended - operation.attempt_started, attributes)
+        metrics.attempt_duration.record(
+            operation.attempt_ended - operation.attempt_started,
+            attributes,
+            exemplar_context(operation.attempt_span),
+        )
         if backoff is not None:
             metrics.backoff.record(backoff, metrics.attributes.get(operation.name))
         span, operation.attempt_span = operation.attempt_span, None

@@ -35,7 +35,7 @@ from otel_resilience._kit.exceptions import error_type, is_cancellation, record_
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.instruments import create_observable
 from otel_resilience._kit.names import NameRegistry
-from otel_resilience._kit.recording import Recorder, make_current, restore
+from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
 from otel_resilience.contract import (
     BREAKER_CONSECUTIVE_FAILURES,
     BREAKER_NAME,
@@ -182,9 +182,9 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
             metrics = self.metrics
             attributes = metrics.call_attributes.get(call.name, call.state, outcome, etype)
             metrics.calls.add(1, attributes)
-            metrics.duration.record(elapsed, attributes)
-            self._see(call.name, call.context)
             span = call.span
+            metrics.duration.record(elapsed, attributes, exemplar_context(span))
+            self._see(call.name, call.context)
             if span is None:
                 return
             span.set_attributes(attributes)

@@ -266,7 +266,7 @@ def test_exemplars_lead_from_a_latency_panel_to_the_trace(stack: Stack, demo: De
         exemplars = [exemplar["labels"] for item in series for exemplar in item["exemplars"]]
         print(f"{spec.name}: {len(exemplars)} exemplars")
         assert exemplars, f"no exemplar of {spec.prometheus_name}"
-        for labels in exemplars[:3]:
+        for labels in exemplars:  # every one: each library records its own durations
             trace_id, span_id = labels["trace_id"], labels["span_id"]
 
             def trace(trace_id: str = trace_id) -> dict[str, Any] | None:
