@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import circuitbreaker
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_resilience._kit.breakers import FAILURE, IGNORED, OPEN, SUCCESS
+from otel_resilience._kit.breakers import CLOSED, FAILURE, IGNORED, OPEN, SUCCESS
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import contain, report_fault
@@ -138,8 +138,9 @@ def _state_change_wrapper(telemetry: CircuitBreakerTelemetry, *, failed: bool) -
             with guarded:
                 state = instance._state
                 previous, opened = before
-                # Failures while open re-open it (a new open period): open -> open, as pybreaker's open().
-                if state != previous or (state == OPEN and instance._opened != opened):
+                # Opening sets a new open period (also from open: open -> open, as pybreaker's open()
+                # reports); a half-open breaker whose `_state` still says open has not moved.
+                if (state == OPEN and instance._opened != opened) or (state == CLOSED != previous):
                     telemetry.transition(telemetry.name_of(instance), previous, state)
         return result
 
