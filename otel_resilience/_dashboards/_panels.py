@@ -257,6 +257,38 @@ def rate_by_outcome(
     )
 
 
+def diagnostics(scope: promql.Scope, panel_id: int, grid: Grid) -> timeseries.Panel:
+    """Misuse findings per minute, by finding and the breaker or operation it is about (both dashboards)."""
+    subjects = (promql.label(contract.BREAKER_NAME), promql.label(contract.RETRY_NAME))
+    findings = promql.aggregate(
+        "sum",
+        (promql.label(contract.DIAGNOSTIC), *subjects),
+        scope.rate(promql.series(contract.DIAGNOSTICS)),
+    )
+    heading = Heading(
+        panel_id,
+        "Diagnostics: misused resilience code",
+        "Calls and operations per minute affected by a misuse the instrumentation found, by finding and by"
+        " the breaker or operation it is about: "
+        + ", ".join(
+            f"{finding.value} ({contract.FINDING_GUIDES[finding].wrong})" for finding in contract.Finding
+        )
+        + ". Each is logged once as a WARNING on logger otel_resilience saying what to do instead;"
+        " docs/diagnostics.md has an example and the fix for each. Alert: ResilienceMisuse. "
+        + scope.rate_note,
+        grid,
+    )
+    legend = (
+        promql.legend(contract.DIAGNOSTIC)
+        + " "
+        + promql.legend(contract.BREAKER_NAME)
+        + promql.legend(contract.RETRY_NAME)
+    )
+    return time_series(scope.options, heading, "opm", bars=True, stacked=True).with_target(
+        query(scope.options, promql.per_minute(findings), legend)
+    )
+
+
 def quantiles(
     scope: promql.Scope,
     heading: Heading,

@@ -19,7 +19,7 @@ from aiobreaker import CircuitBreaker, CircuitBreakerError
 
 from otel_resilience import contract as c
 from otel_resilience.aiobreaker import AioBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 THREADS = 8
 CALLS = 500

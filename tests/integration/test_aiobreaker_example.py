@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from otel_resilience import contract as c
-from tests.console_output import run_instrumented
+from tests.support.console_output import run_instrumented
 
 DOWN = "__main__.ServiceDown"
 REJECTED = "aiobreaker.state.CircuitBreakerError"

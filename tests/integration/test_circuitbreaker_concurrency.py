@@ -18,7 +18,7 @@ from circuitbreaker import CircuitBreaker, CircuitBreakerError
 
 from otel_resilience import contract as c
 from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 THREADS = 8
 CALLS = 500

@@ -41,7 +41,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_resilience import contract as c
 from otel_resilience.aiobreaker import AioBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 TIMEOUT = timedelta(seconds=30)
 REJECTED = "aiobreaker.state.CircuitBreakerError"

@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_resilience import contract as c
 from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 RECOVERY = 30
 _serial = itertools.count()

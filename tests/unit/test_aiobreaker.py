@@ -28,7 +28,7 @@ from wrapt import FunctionWrapper
 from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience.aiobreaker import AioBreakerCallInfo, AioBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 MADE_BEFORE = CircuitBreaker(fail_max=1, name="made_before")
 BOOM = "tests.unit.test_aiobreaker.Boom"

@@ -26,7 +26,7 @@ from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience._kit.patching import WrappedProperty
 from otel_resilience.circuitbreaker import BreakerCallInfo, CircuitBreakerInstrumentor
-from tests.conftest import Telemetry
+from tests.support.telemetry import Telemetry
 
 MADE_BEFORE = CircuitBreaker(name="made_before", failure_threshold=1)
 

@@ -20,7 +20,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from tests.support import ROOT
+
 CACHE = ROOT / ".cache" / "upstream"
 VERSION = "2.1.3"
 UPSTREAM_TESTS = 63
