@@ -15,6 +15,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable, Final, TypeVar
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.trace import Span
 
+    from otel_resilience._kit.patching import Observer
     from otel_resilience._kit.settings import Settings
 
 InfoT = TypeVar("InfoT")
@@ -202,3 +204,19 @@ class BreakerRecorder(Recorder[InfoT]):
         except Exception as fault:
             report_fault("breaker failure observation", fault)
         return [Observation(value, {BREAKER_NAME: name}) for name, value in failures.items()]
+
+
+def notified_transitions(gate: Callable[[], bool], report: Callable[[Any, Any, Any], None]) -> Observer:
+    """The observer of ``_create_new_state(new_state, prev_state=None, notify=False)``.
+
+    pybreaker and its fork aiobreaker make every transition through it: ``report(breaker, previous,
+    new)`` runs for those that notify (the others set up a breaker's first state), while something
+    records.
+    """
+
+    def create_new_state(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], new_state: Any) -> None:
+        notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
+        if notify and gate() and is_instrumentation_enabled():
+            report(breaker, kwargs.get("prev_state", args[1] if len(args) > 1 else None), new_state)
+
+    return create_new_state

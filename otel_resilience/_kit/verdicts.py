@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, Any
+
+from otel_resilience._kit.faults import report_fault
+
+if TYPE_CHECKING:
+    from otel_resilience._kit.patching import Observer
 
 
 class Verdicts(threading.local):
@@ -36,3 +42,15 @@ class Verdicts(threading.local):
                 if isinstance(by_id[key][0], GeneratorExit):
                     return by_id.pop(key)
         return None
+
+
+def judging(verdicts: Verdicts, library: str) -> Observer:
+    """The observer of ``is_system_error(exception)``: its answer kept in ``verdicts``."""
+
+    def is_system_error(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], counted: Any) -> None:
+        try:  # inline, not `contain`: once per failed call, where the guard's cost would show
+            verdicts.put(args[0] if args else kwargs["exception"], bool(counted))
+        except Exception as fault:
+            report_fault(f"{library} failure classification", fault)
+
+    return is_system_error

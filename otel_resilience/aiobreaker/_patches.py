@@ -25,12 +25,15 @@ from aiobreaker.circuitbreaker import CircuitBreaker
 from aiobreaker.state import CircuitBreakerBaseState, CircuitBreakerError, CircuitOpenState
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
+from otel_resilience._kit.breakers import notified_transitions
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
-from otel_resilience._kit.faults import contain, report_fault
+from otel_resilience._kit.faults import report_fault
 from otel_resilience._kit.gate import gated
-from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
-from otel_resilience._kit.recording import make_current, restore
+from otel_resilience._kit.instances import registering
+from otel_resilience._kit.patching import PatchPlan, PatchTarget, Wrapper, after_call
+from otel_resilience._kit.recording import make_current, restore, run_active
+from otel_resilience._kit.verdicts import judging
 from otel_resilience.aiobreaker._telemetry import STATES, ActiveCall, AioBreakerTelemetry, active_call
 
 if TYPE_CHECKING:
@@ -63,17 +66,7 @@ def _call_wrapper(telemetry: AioBreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        token = active_call.set(record)
-        span_token = None if record.span is None else make_current(record.span)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            telemetry.finish(record, exc)
-            raise
-        finally:
-            if span_token is not None:
-                restore(span_token)
-            active_call.reset(token)
+        result = run_active(active_call, record, record.span, telemetry.finish, wrapped, args, kwargs)
         if type(result) is GeneratorType:
             return telemetry.follow(result, record)
         telemetry.finish(record, None)
@@ -117,36 +110,6 @@ async def _recorded_call_async(
     return result
 
 
-def _verdict_observer(telemetry: AioBreakerTelemetry) -> Observer:
-    verdicts = telemetry.verdicts
-
-    def is_system_error(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], counted: Any) -> None:
-        try:  # inline, not `contain`: once per failed call
-            verdicts.put(args[0] if args else kwargs["exception"], bool(counted))
-        except Exception as fault:
-            report_fault("aiobreaker failure classification", fault)
-
-    return is_system_error
-
-
-def _transition_observer(telemetry: AioBreakerTelemetry) -> Observer:
-    def create_new_state(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], new_state: Any) -> None:
-        notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
-        if notify and is_instrumentation_enabled():
-            previous = kwargs.get("prev_state", args[1] if len(args) > 1 else None)
-            telemetry.changed(breaker, previous, new_state)
-
-    return create_new_state
-
-
-def _registration_observer(telemetry: AioBreakerTelemetry) -> Observer:
-    @contain("aiobreaker breaker registration")
-    def init(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        telemetry.breakers.register(breaker)
-
-    return init
-
-
 def instrumentation(
     settings: Settings[AioBreakerCallInfo], scope: str, on_open: Callable[[], None]
 ) -> tuple[AioBreakerTelemetry, PatchPlan]:
@@ -155,14 +118,18 @@ def instrumentation(
     register_rejection_error(CircuitBreakerError)
     call, call_async = _call_wrapper(telemetry), _call_async_wrapper(telemetry)
     eager: list[PatchTarget] = [
-        (CircuitBreaker, "__init__", after_call(_registration_observer(telemetry))),
+        (CircuitBreaker, "__init__", after_call(registering(telemetry.breakers, "aiobreaker"))),
         (CircuitBreakerBaseState, "call", call),
         (CircuitBreakerBaseState, "call_async", call_async),
         (CircuitOpenState, "call", call),
         (CircuitOpenState, "call_async", call_async),
     ]
     late: list[PatchTarget] = [
-        (CircuitBreaker, "is_system_error", after_call(_verdict_observer(telemetry))),
-        (CircuitBreaker, "_create_new_state", after_call(_transition_observer(telemetry))),
+        (CircuitBreaker, "is_system_error", after_call(judging(telemetry.verdicts, "aiobreaker"))),
+        (
+            CircuitBreaker,
+            "_create_new_state",
+            after_call(notified_transitions(telemetry.gate, telemetry.changed)),
+        ),
     ]
     return telemetry, PatchPlan(eager, late)

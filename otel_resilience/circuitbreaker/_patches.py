@@ -32,6 +32,7 @@ from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.gate import gated
+from otel_resilience._kit.instances import registering
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
 from otel_resilience.circuitbreaker._telemetry import CircuitBreakerTelemetry, exiting, observed_state
 
@@ -168,14 +169,6 @@ def _opened_observer(telemetry: CircuitBreakerTelemetry) -> Observer:
     return opened
 
 
-def _registration_observer(telemetry: CircuitBreakerTelemetry) -> Observer:
-    @contain("circuitbreaker breaker registration")
-    def init(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        telemetry.breakers.register(breaker)
-
-    return init
-
-
 def instrumentation(
     settings: Settings[BreakerCallInfo], scope: str, on_open: Callable[[], None]
 ) -> tuple[CircuitBreakerTelemetry, PatchPlan]:
@@ -184,7 +177,7 @@ def instrumentation(
     register_rejection_error(circuitbreaker.CircuitBreakerError)
     breaker = _Breaker
     eager: list[PatchTarget] = [
-        (breaker, "__init__", after_call(_registration_observer(telemetry))),
+        (breaker, "__init__", after_call(registering(telemetry.breakers, "circuitbreaker"))),
         (breaker, "__enter__", _enter_wrapper(telemetry)),
     ]
     late: list[PatchTarget] = [
