@@ -56,16 +56,19 @@ _REJECTING_CODES = frozenset(
 # A `with` in a generator spans its yields, where the consumer's code runs in the same context: the
 # call's span is current only in frames that run to the end of the block without giving way.
 _SUSPENDING = CO_GENERATOR | CO_ASYNC_GENERATOR
-_OUR_MODULES = (
+# Frames between a `with` and the breaker: our wrappers (wrapt's are C code), and contextlib's, whose
+# ExitStack enters and exits for the frame that holds the stack.
+_PASSED_OVER = (
     "otel_resilience._kit.gate",
     "otel_resilience._kit.patching",
     "otel_resilience.circuitbreaker._patches",
+    "contextlib",
 )
 
 
 def _caller(frame: FrameType | None) -> FrameType | None:
-    """The first frame above ``frame`` that is not one of our wrappers (wrapt's are C code)."""
-    while frame is not None and frame.f_globals.get("__name__") in _OUR_MODULES:
+    """The first frame from ``frame`` up that holds the `with` (or the ExitStack) of a breaker."""
+    while frame is not None and frame.f_globals.get("__name__") in _PASSED_OVER:
         frame = frame.f_back
     return frame
 

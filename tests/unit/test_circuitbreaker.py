@@ -4,6 +4,7 @@ lifecycle."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import logging
@@ -311,6 +312,18 @@ def test_with_breaker_never_rejects_and_a_failure_while_open_reopens(cb_telemetr
         ("open", "open"): 1,
         ("open", "closed"): 1,
     }
+
+
+def test_an_exit_stack_enters_and_exits_for_the_frame_that_holds_it(cb_telemetry: Telemetry) -> None:
+    breaker = CircuitBreaker(name="stacked")
+    for _ in range(3):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(breaker)
+    assert calls(cb_telemetry, "stacked") == {("closed", "success", None): 3}
+    from otel_resilience._kit.instruments import active_recorder
+
+    recorder: Any = active_recorder("otel_resilience.circuitbreaker")
+    assert recorder.active == {}  # no call left open
 
 
 def test_a_non_failure_exception_is_ignored_and_closes_the_breaker(cb_telemetry: Telemetry) -> None:
