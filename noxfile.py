@@ -203,3 +203,66 @@ def upstream_pybreaker(session: nox.Session) -> None:
         finally:
             redis.terminate()
             redis.wait(timeout=30)
+
+
+def _checkout(session: nox.Session, name: str, tag: str, marker: str) -> Path:
+    """The one argument: a checkout of the library's repository at ``tag`` (``marker`` must exist)."""
+    checkout = Path(session.posargs[0]) if len(session.posargs) == 1 else None
+    if checkout is None or not (checkout / marker).exists():
+        session.error(f"usage: nox -s upstream-{name} -- PATH_TO_{name.upper()}_CHECKOUT (at tag {tag})")
+    return checkout
+
+
+def _upstream_runs(session: nox.Session, python: str, library: str, *pytest_arguments: str) -> None:
+    """The suite in the current folder twice: uninstrumented, then with the instrumentation active."""
+    command = [python, "-m", "pytest", *pytest_arguments, "-p", "no:cacheprovider", "-q"]
+    session.log("uninstrumented:")
+    session.run(*command, external=True)
+    session.log("instrumented:")
+    session.run(
+        *command, "-p", "otel_upstream_plugin",
+        env={"PYTHONPATH": str(ROOT / "tests" / "upstream"), "OTEL_UPSTREAM_LIBRARIES": library},
+        external=True,
+    )  # fmt: skip
+
+
+@nox.session(name="upstream-backoff")
+def upstream_backoff(session: nox.Session) -> None:
+    """The backoff suite (not in its sdist or wheel): ``nox -s upstream-backoff -- PATH_TO_CHECKOUT``.
+
+    PATH is a checkout of the litl/backoff repository at tag v2.2.1. Its tests need pytest 7 and
+    pytest-asyncio 0.18 (they use the ``event_loop`` fixture, gone from later releases), so they run
+    in an environment of their own, ``.cache/venvs/upstream-backoff``. The plugin instruments before
+    the test modules import backoff: their decorations are made while instrumented.
+    """
+    checkout = _checkout(session, "backoff", "v2.2.1", "tests/test_backoff.py")
+    env = ROOT / ".cache" / "venvs" / "upstream-backoff"
+    python = str(env / "bin" / "python")
+    if not Path(python).exists():
+        session.run(PYTHON, "-m", "venv", str(env), external=True)
+        session.run(
+            python, "-m", "pip", "install", "-q", "pytest>=7,<8", "pytest-asyncio==0.18.3", "requests",
+            "responses<0.21", "backoff==2.2.1", "-e", str(ROOT),
+            external=True,
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        # The tests without the checkout's sources, so that the installed backoff is what runs.
+        shutil.copytree(checkout / "tests", Path(work) / "tests")
+        session.chdir(work)
+        _upstream_runs(session, python, "backoff", "tests")
+
+
+@nox.session(name="upstream-purgatory")
+def upstream_purgatory(session: nox.Session) -> None:
+    """The purgatory unit tests (not in its sdist or wheel): ``nox -s upstream-purgatory -- PATH``.
+
+    PATH is a checkout of the mardiros/purgatory repository at tag v3.0.1; ``tests/unittests`` runs.
+    """
+    checkout = _checkout(session, "purgatory", "v3.0.1", "tests/unittests")
+    with tempfile.TemporaryDirectory() as work:
+        shutil.copytree(checkout / "tests", Path(work) / "tests")
+        session.chdir(work)
+        _upstream_runs(
+            session, PYTHON, "purgatory", "tests/unittests",
+            "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
+        )  # fmt: skip

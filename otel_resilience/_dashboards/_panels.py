@@ -92,8 +92,15 @@ def datasource(options: DashboardOptions) -> model.DataSourceRef:
 
 
 def query(
-    options: DashboardOptions, expr: str, legend: str, ref_id: str = "A", *, instant: bool = False
+    options: DashboardOptions,
+    expr: str,
+    legend: str,
+    ref_id: str = "A",
+    *,
+    instant: bool = False,
+    exemplars: bool = False,
 ) -> prometheus.Dataquery:
+    """A Prometheus query; ``exemplars`` shows the traces of recorded durations as points on the panel."""
     target = (
         prometheus.Dataquery()
         .datasource(datasource(options))
@@ -103,6 +110,8 @@ def query(
         .legend_format(legend)
         .ref_id(ref_id)
     )
+    if exemplars:
+        target = target.exemplar(True)
     return target.instant() if instant else target.range()
 
 
@@ -300,7 +309,8 @@ def quantiles(
 ) -> timeseries.Panel:
     """Quantiles of a histogram per name, one query per ``(legend suffix, quantile)`` of ``levels``.
 
-    ``whole_numbers`` rounds up (attempt counts); otherwise the unit is the histogram's seconds.
+    ``whole_numbers`` rounds up (attempt counts); otherwise the unit is the histogram's seconds, and
+    the first query shows the durations' exemplars: a click leads to the trace of a slow call.
     """
     panel = time_series(
         scope.options,
@@ -313,9 +323,9 @@ def quantiles(
         expr = promql.quantile(level, (scope.name_label,), bucket_rate)
         if whole_numbers:
             expr = promql.wrap("ceil", expr)
-        panel.with_target(
-            query(scope.options, expr, promql.legend(scope.name_attribute, f" {suffix}"), ref_id)
-        )
+        legend = promql.legend(scope.name_attribute, f" {suffix}")
+        exemplars = not whole_numbers and ref_id == "A"
+        panel.with_target(query(scope.options, expr, legend, ref_id, exemplars=exemplars))
     return panel
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import urllib.error
 import urllib.parse
 import uuid
 from collections import Counter
@@ -245,3 +246,36 @@ def test_alerts_fire_and_resolve(stack: Stack, tmp_path: Path) -> None:
     assert truth["breakers"]["inventory"]["final_state"] == "closed"
     # A finding keeps counting with every call: the alert fires, and stays until 5 minutes without one.
     assert "firing" in [s for _, s in timelines["ResilienceMisuse"]], timelines["ResilienceMisuse"]
+
+
+def test_exemplars_lead_from_a_latency_panel_to_the_trace(stack: Stack, demo: DemoRun) -> None:
+    """Prometheus stores exemplars of the attempt and breaker call durations (OpenMetrics from the
+    collector, exemplar storage on), and Jaeger holds each one's trace with the span it names."""
+    at = demo.ended_at + 6
+    wait_for("the demo's last scrape", lambda: time.time() > at)
+    job = f"{NAMESPACE}/{demo.service}"
+    names = {
+        c.RETRY_ATTEMPT_DURATION.name: lambda name: name.endswith(" attempt"),
+        c.BREAKER_CALL_DURATION.name: lambda name: name in demo.truth["breakers"],
+    }
+    for spec in (c.RETRY_ATTEMPT_DURATION, c.BREAKER_CALL_DURATION):
+        query = urllib.parse.urlencode(
+            {"query": f'{spec.prometheus_name}_bucket{{job="{job}"}}', "start": at - 600, "end": at}
+        )
+        series = http_json(f"{stack.prometheus}/api/v1/query_exemplars?{query}")["data"]
+        exemplars = [exemplar["labels"] for item in series for exemplar in item["exemplars"]]
+        print(f"{spec.name}: {len(exemplars)} exemplars")
+        assert exemplars, f"no exemplar of {spec.prometheus_name}"
+        for labels in exemplars[:3]:
+            trace_id, span_id = labels["trace_id"], labels["span_id"]
+
+            def trace(trace_id: str = trace_id) -> dict[str, Any] | None:
+                try:
+                    found = http_json(f"{stack.jaeger}/api/traces/{trace_id}").get("data") or []
+                except urllib.error.HTTPError:
+                    return None  # not written yet
+                return found[0] if found else None
+
+            spans = {s["spanID"]: s["operationName"] for s in wait_for(f"trace {trace_id}", trace)["spans"]}
+            assert span_id in spans, f"{spec.name}: span {span_id} not in trace {trace_id}"
+            assert names[spec.name](spans[span_id]), f"{spec.name}: exemplar names span {spans[span_id]!r}"

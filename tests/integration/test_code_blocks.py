@@ -72,6 +72,8 @@ DOCUMENTS = {
     "docs/diagnostics.md": lambda: markdown_blocks((ROOT / "docs" / "diagnostics.md").read_text()),
     "otel_resilience.pybreaker": lambda: rst_blocks(guide("otel_resilience.pybreaker")),
     "otel_resilience.tenacity": lambda: rst_blocks(guide("otel_resilience.tenacity")),
+    "otel_resilience.backoff": lambda: rst_blocks(guide("otel_resilience.backoff")),
+    "otel_resilience.purgatory": lambda: rst_blocks(guide("otel_resilience.purgatory")),
 }
 
 

@@ -278,13 +278,17 @@ def test_open_breakers_stat_turns_red(all_dashboards: dict[str, dict[str, Any]])
 
 
 def test_provisioning_files() -> None:
-    datasources = yaml.safe_load((PROVISIONING_DIR / "datasources" / "prometheus.yaml").read_text())
+    datasources = yaml.safe_load((PROVISIONING_DIR / "datasources" / "datasources.yaml").read_text())
     assert datasources["apiVersion"] == 1
-    (prometheus,) = datasources["datasources"]
+    prometheus, jaeger = datasources["datasources"]
     assert prometheus["type"] == "prometheus"
     assert prometheus["uid"]
     assert prometheus["url"].startswith("http")
     assert prometheus.get("isDefault") is True, "the dashboards' datasource variable picks the default"
+    assert jaeger["type"] == "jaeger"
+    assert jaeger["url"] == "http://127.0.0.1:16686", "Jaeger's query port in the compose stack"
+    (to_traces,) = prometheus["jsonData"]["exemplarTraceIdDestinations"]
+    assert to_traces == {"name": "trace_id", "datasourceUid": jaeger["uid"]}, "exemplars open their trace"
     providers = yaml.safe_load((PROVISIONING_DIR / "dashboards" / "otel-resilience.yaml").read_text())
     assert providers["apiVersion"] == 1
     (provider,) = providers["providers"]

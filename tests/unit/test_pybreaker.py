@@ -429,3 +429,14 @@ def test_main_series_start_at_zero(breaker_telemetry: Telemetry) -> None:
         ("half_open", "closed"): 0,
         ("half_open", "open"): 0,
     }
+
+
+def test_call_durations_carry_exemplars_of_their_spans(breaker_telemetry: Telemetry) -> None:
+    breaker = pybreaker.CircuitBreaker(name="exemplary")
+    with breaker_telemetry.tracer_provider.get_tracer("app").start_as_current_span("request"):
+        breaker.call(int)
+    (span,) = [s for s in breaker_telemetry.spans() if s.name == "exemplary"]
+    (point,) = [p for p in breaker_telemetry.points(c.BREAKER_CALL_DURATION.name) if p.count]
+    assert [(e.trace_id, e.span_id) for e in point.exemplars] == [
+        (span.context.trace_id, span.context.span_id)
+    ], "the exemplar names the call's span, not the request's"

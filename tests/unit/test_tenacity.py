@@ -675,3 +675,19 @@ def test_objects_created_before_instrument(telemetry: Telemetry) -> None:
     assert decorated(Script(Flaky())) == "ok"
     assert retrying(run, Script()) == "ok"
     assert calls(telemetry) == {(RUN, "success_with_retry", None): 1, (RUN, "success_without_retry", None): 1}
+
+
+def test_attempt_and_operation_durations_carry_exemplars_of_their_spans(retry_telemetry: Telemetry) -> None:
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(2), wait=tenacity.wait_none())
+    retrying(int)
+    ids = {s.name: (s.context.trace_id, s.context.span_id) for s in retry_telemetry.spans()}
+    data = retry_telemetry.reader.get_metrics_data()  # once: a collection hands its exemplars out once
+    assert data is not None
+    exemplars = {
+        metric.name: [(e.trace_id, e.span_id) for point in metric.data.data_points for e in point.exemplars]
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+    assert exemplars[c.RETRY_ATTEMPT_DURATION.name] == [ids["builtins.int attempt"]]
+    assert exemplars[c.RETRY_CALL_DURATION.name] == [ids["builtins.int"]]

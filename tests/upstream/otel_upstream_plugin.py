@@ -25,6 +25,8 @@ INSTRUMENTORS = {
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
     "circuitbreaker": ("otel_resilience.circuitbreaker", "CircuitBreakerInstrumentor"),
     "aiobreaker": ("otel_resilience.aiobreaker", "AioBreakerInstrumentor"),
+    "backoff": ("otel_resilience.backoff", "BackoffInstrumentor"),
+    "purgatory": ("otel_resilience.purgatory", "PurgatoryInstrumentor"),
 }
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()

@@ -1,4 +1,4 @@
-"""shipping: an ``async def`` behind a circuitbreaker (fabfuel) breaker with a fallback.
+"""quotes: an ``async def`` behind a circuitbreaker (fabfuel) breaker with a fallback.
 
 circuitbreaker guards coroutines itself, so every call has a real outcome. An outage trips the
 breaker; while it is open the fallback answers (``rejected`` calls served by the fallback); a
@@ -23,7 +23,7 @@ from otel_resilience.contract import BreakerOutcome
 if TYPE_CHECKING:
     from otel_resilience._demo.simulation import GroundTruth
 
-PROFILE = Profile("shipping", outage, not_found_probability=0.03, latency_seconds=(0.001, 0.003))
+PROFILE = Profile("quotes", outage, not_found_probability=0.03, latency_seconds=(0.001, 0.003))
 FALLBACK = "estimated"
 
 
