@@ -2,6 +2,8 @@
 
 - :mod:`otel_resilience.pybreaker`: ``PyBreakerInstrumentor`` for pybreaker breakers.
 - :mod:`otel_resilience.tenacity`: ``TenacityInstrumentor`` for tenacity retries.
+- :mod:`otel_resilience.circuitbreaker`: ``CircuitBreakerInstrumentor`` for circuitbreaker (fabfuel) breakers.
+- :mod:`otel_resilience.aiobreaker`: ``AioBreakerInstrumentor`` for aiobreaker breakers.
 - :mod:`otel_resilience.contract`: every metric, attribute and value emitted.
 - :class:`SpanHook`: the type of the ``span_hook`` option of every instrumentor.
 

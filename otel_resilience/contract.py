@@ -31,6 +31,8 @@ RETRY_ATTEMPTS: Final = "resilience.retry.attempts"
 """How many attempts the operation made, on the operation span."""
 RETRY_BACKOFF: Final = "resilience.retry.backoff"
 """Seconds tenacity decided to sleep, on each ``retry.backoff`` event."""
+BREAKER_FALLBACK: Final = "resilience.circuit_breaker.fallback"
+"""True on a ``rejected`` call that the breaker's fallback function served instead of raising."""
 
 # -- span events --------------------------------------------------------------------------------
 
@@ -460,6 +462,8 @@ def render_markdown() -> str:
         "",
         f"- `{RETRY_ATTEMPT}`: on each attempt span, the 1-based attempt number.",
         f"- `{RETRY_ATTEMPTS}`: on each operation span, the number of attempts made.",
+        f"- `{BREAKER_FALLBACK}`: `true` on a `rejected` breaker call that the breaker's fallback function"
+        " served instead of raising (circuitbreaker's `fallback_function`).",
         f"- Event `{STATE_CHANGE_EVENT}` ({BREAKER_NAME}, {BREAKER_PREVIOUS_STATE}, {BREAKER_STATE}):"
         " every breaker transition, on the span active at the time or on a short span of its own.",
         f"- Event `{BACKOFF_EVENT}` (`{RETRY_BACKOFF}`, seconds): each backoff, on the attempt that failed.",

@@ -12,9 +12,13 @@ import gc
 import sys
 import threading
 import weakref
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from otel_resilience._kit.faults import contain
 from otel_resilience._kit.names import code_site
+
+if TYPE_CHECKING:
+    from otel_resilience._kit.patching import Observer
 
 T = TypeVar("T")
 
@@ -64,3 +68,13 @@ class InstanceRegistry(Generic[T]):
         """The live instances now, safe to iterate while other threads register more."""
         with self._lock:
             return list(self._sites.keys())
+
+
+def registering(registry: InstanceRegistry[Any], library: str) -> Observer:
+    """The observer of a constructor patch: each new object registered with where it was created."""
+
+    @contain(f"{library} breaker registration")
+    def init(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        registry.register(instance)
+
+    return init

@@ -1,5 +1,8 @@
 """Patching a library: installing wrapt wrappers on its classes, and taking every one off again.
 
+A class's ``property`` is patched as its getter: the wrapper gets ``wrapped`` (the getter bound to the
+instance, no arguments), the instance, ``()`` and ``{}``; setting and deleting go to the original.
+
 Some patch points matter only to calls that are recorded. Until something can record (no SDK
 configured), leaving them unpatched saves every call a wrapt layer for nothing: they are *late*
 patches, installed when the SDK gate first opens, if ever.
@@ -9,10 +12,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
+from wrapt import ObjectProxy, wrap_function_wrapper
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -40,6 +44,25 @@ def after_call(observe: Observer) -> Wrapper:
         return result
 
     return wrapper
+
+
+class WrappedProperty(ObjectProxy[property]):
+    """A class's property whose reads go through a wrapper; ``unwrap`` puts the original back."""
+
+    def __init__(self, original: property, wrapper: Wrapper) -> None:
+        super().__init__(original)
+        self._self_wrapper = wrapper
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:  # read on the class: this object, so that ``unwrap`` finds the original
+            return self
+        return self._self_wrapper(partial(self.__wrapped__.__get__, instance, owner), instance, (), {})
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        self.__wrapped__.__set__(instance, value)
+
+    def __delete__(self, instance: Any) -> None:
+        self.__wrapped__.__delete__(instance)
 
 
 @dataclass(frozen=True)
@@ -79,5 +102,9 @@ class Patches:
 
     def _install(self, targets: list[PatchTarget]) -> None:
         for owner, attribute, wrapper in targets:
-            wrap_function_wrapper(owner, attribute, wrapper)
+            original = vars(owner).get(attribute)
+            if isinstance(original, property):
+                setattr(owner, attribute, WrappedProperty(original, wrapper))
+            else:
+                wrap_function_wrapper(owner, attribute, wrapper)
             self._installed.append((owner, attribute))

@@ -13,12 +13,15 @@ from otel_resilience._kit.gate import SdkGate
 from otel_resilience.version import __version__
 
 if TYPE_CHECKING:
+    from contextvars import ContextVar
+
     from opentelemetry.context import Context
     from opentelemetry.trace import Span
 
     from otel_resilience._kit.settings import Settings
 
 InfoT = TypeVar("InfoT")
+CallT = TypeVar("CallT")
 InfoT_contra = TypeVar("InfoT_contra", contravariant=True)
 
 
@@ -98,3 +101,29 @@ def make_current(span: Span) -> object:
 def restore(token: object) -> None:
     """Undo :func:`make_current`, in the context that did it."""
     context.detach(token)  # type: ignore[arg-type]
+
+
+def run_active(
+    active: ContextVar[CallT | None],
+    call: CallT,
+    span: Span | None,
+    finish: Callable[[CallT, BaseException], None],
+    wrapped: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run the library's call with ``call`` active and ``span`` current; ``finish(call, exc)`` if it raises.
+
+    ``active`` holding the call lets the library's re-entry into itself be seen as the same call.
+    """
+    token = active.set(call)
+    span_token = None if span is None else make_current(span)
+    try:
+        return wrapped(*args, **kwargs)
+    except BaseException as exc:
+        finish(call, exc)
+        raise
+    finally:
+        if span_token is not None:
+            restore(span_token)
+        active.reset(token)

@@ -27,12 +27,15 @@ import pybreaker
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_resilience._kit.awaitables import is_awaitable
+from otel_resilience._kit.breakers import notified_transitions
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.gate import gated
+from otel_resilience._kit.instances import registering
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
-from otel_resilience._kit.recording import make_current, restore
+from otel_resilience._kit.recording import run_active
+from otel_resilience._kit.verdicts import judging
 from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import STATES, ActiveCall, BreakerTelemetry, active_call
 
@@ -59,27 +62,6 @@ def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> Ac
         return None
 
 
-def _run_active(
-    telemetry: BreakerTelemetry,
-    record: ActiveCall,
-    wrapped: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """Run pybreaker's call with ``record`` active and its span current; finish it if it raises."""
-    token = active_call.set(record)
-    span_token = None if record.span is None else make_current(record.span)
-    try:
-        return wrapped(*args, **kwargs)
-    except BaseException as exc:
-        telemetry.finish(record, exc)
-        raise
-    finally:
-        if span_token is not None:
-            restore(span_token)
-        active_call.reset(token)
-
-
 def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     def call(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -87,7 +69,7 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        result = _run_active(telemetry, record, wrapped, args, kwargs)
+        result = run_active(active_call, record, record.span, telemetry.finish, wrapped, args, kwargs)
         if record.ran:
             if type(result) is GeneratorType:
                 return telemetry.follow(result, record)
@@ -108,7 +90,7 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        future = _run_active(telemetry, record, wrapped, args, kwargs)
+        future = run_active(active_call, record, record.span, telemetry.finish, wrapped, args, kwargs)
         with guarded:
             future.add_done_callback(telemetry.finish_future(record))
         return future
@@ -126,42 +108,12 @@ def _state_call(
     return wrapped(*args, **kwargs)
 
 
-def _verdict_observer(telemetry: BreakerTelemetry) -> Observer:
-    verdicts = telemetry.verdicts
-
-    def is_system_error(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], counted: Any) -> None:
-        try:  # inline, not `contain`: once per failed call, where the guard's cost would show
-            verdicts.put(args[0] if args else kwargs["exception"], bool(counted))
-        except Exception as fault:
-            report_fault("pybreaker failure classification", fault)
-
-    return is_system_error
-
-
-def _transition_observer(telemetry: BreakerTelemetry) -> Observer:
-    def create_new_state(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], new_state: Any) -> None:
-        notify = kwargs.get("notify", args[2] if len(args) > 2 else False)
-        if notify and telemetry.gate() and is_instrumentation_enabled():
-            previous = kwargs.get("prev_state", args[1] if len(args) > 1 else None)
-            telemetry.transition(breaker, previous, new_state)
-
-    return create_new_state
-
-
 def _shared_counter_observer(telemetry: BreakerTelemetry, *, failed: bool) -> Observer:
     @contain("pybreaker shared failure count")
     def counter_changed(storage: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         telemetry.shared_failure_counted(storage, failed=failed)
 
     return counter_changed
-
-
-def _registration_observer(telemetry: BreakerTelemetry) -> Observer:
-    @contain("pybreaker breaker registration")
-    def init(breaker: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-        telemetry.breakers.register(breaker)
-
-    return init
 
 
 def instrumentation(
@@ -171,9 +123,13 @@ def instrumentation(
     telemetry = BreakerTelemetry(settings, scope, on_open=on_open)
     register_rejection_error(pybreaker.CircuitBreakerError)
     eager: list[PatchTarget] = [
-        (pybreaker.CircuitBreaker, "__init__", after_call(_registration_observer(telemetry))),
+        (pybreaker.CircuitBreaker, "__init__", after_call(registering(telemetry.breakers, "pybreaker"))),
         (pybreaker.CircuitBreaker, "call", _call_wrapper(telemetry)),
-        (pybreaker.CircuitBreaker, "_create_new_state", after_call(_transition_observer(telemetry))),
+        (
+            pybreaker.CircuitBreaker,
+            "_create_new_state",
+            after_call(notified_transitions(telemetry.gate, telemetry.transition)),
+        ),
         (
             pybreaker.CircuitRedisStorage,
             "increment_counter",
@@ -189,6 +145,6 @@ def instrumentation(
         eager.append((pybreaker.CircuitBreaker, "call_async", _call_async_wrapper(telemetry)))
     late: list[PatchTarget] = [
         (pybreaker.CircuitBreakerState, "call", _state_call),
-        (pybreaker.CircuitBreaker, "is_system_error", after_call(_verdict_observer(telemetry))),
+        (pybreaker.CircuitBreaker, "is_system_error", after_call(judging(telemetry.verdicts, "pybreaker"))),
     ]
     return telemetry, PatchPlan(eager, late)

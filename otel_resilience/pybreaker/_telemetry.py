@@ -25,6 +25,7 @@ from otel_resilience._kit.instances import InstanceRegistry
 from otel_resilience._kit.instruments import create_instrument, create_observable
 from otel_resilience._kit.names import AttributeSets, NameRegistry, function_name
 from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
+from otel_resilience._kit.verdicts import Verdicts
 from otel_resilience.contract import (
     ABANDONED_EVENT,
     BREAKER_CALL_DURATION,
@@ -90,39 +91,6 @@ class ActiveCall:
 active_call: ContextVar[ActiveCall | None] = ContextVar("otel_resilience_breaker_call", default=None)
 
 
-class _Verdicts(threading.local):
-    """pybreaker's own classification of recent exceptions, per thread.
-
-    ``is_system_error`` decides whether an exception counts as a failure. Asking it again could
-    call user predicates twice, so its answer is kept here, keyed by exception identity, until
-    the wrapper that sees the exception leave takes it.
-    """
-
-    def __init__(self) -> None:
-        self.by_id: dict[int, tuple[BaseException, bool]] = {}
-
-    def put(self, exc: BaseException, counted: bool) -> None:
-        by_id = self.by_id
-        if len(by_id) >= 32:  # an is_system_error call outside any breaker call: forget the oldest
-            del by_id[next(iter(by_id))]
-        by_id[id(exc)] = (exc, counted)
-
-    def take(self, exc: BaseException | None) -> tuple[BaseException, bool] | None:
-        if exc is None:
-            return None
-        by_id = self.by_id
-        entry = by_id.pop(id(exc), None)
-        if entry is not None and entry[0] is exc:
-            return entry
-        if isinstance(exc, GeneratorExit):
-            # Closing our generator closes pybreaker's first, which classifies a GeneratorExit of
-            # its own: the newest one is that verdict.
-            for key in reversed(list(by_id)):
-                if isinstance(by_id[key][0], GeneratorExit):
-                    return by_id.pop(key)
-        return None
-
-
 class BreakerTelemetry(Recorder[BreakerCallInfo]):
     """Tracer, instruments and breaker registry of one ``instrument()`` call."""
 
@@ -136,7 +104,7 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         self.transitions = create_instrument(meter, BREAKER_TRANSITIONS)
         create_observable(self, BREAKER_STATUS, BreakerTelemetry.observe_states)
         create_observable(self, BREAKER_CONSECUTIVE_FAILURES, BreakerTelemetry.observe_failures)
-        self.verdicts = _Verdicts()
+        self.verdicts = Verdicts()
         # Consecutive failures of breakers whose storage is shared (Redis), as this process last set
         # them. Reading the storage at collection time would be a round trip that blocks metric
         # collection for as long as the storage is down.

@@ -26,6 +26,8 @@ def test_entry_points_are_declared() -> None:
     assert ours == {
         "pybreaker": "otel_resilience.pybreaker:PyBreakerInstrumentor",
         "tenacity": "otel_resilience.tenacity:TenacityInstrumentor",
+        "circuitbreaker": "otel_resilience.circuitbreaker:CircuitBreakerInstrumentor",
+        "aiobreaker": "otel_resilience.aiobreaker:AioBreakerInstrumentor",
         "backoff": "otel_resilience.backoff:BackoffInstrumentor",
         "purgatory": "otel_resilience.purgatory:PurgatoryInstrumentor",
     }

@@ -23,6 +23,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 INSTRUMENTORS = {
     "pybreaker": ("otel_resilience.pybreaker", "PyBreakerInstrumentor"),
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
+    "circuitbreaker": ("otel_resilience.circuitbreaker", "CircuitBreakerInstrumentor"),
+    "aiobreaker": ("otel_resilience.aiobreaker", "AioBreakerInstrumentor"),
     "backoff": ("otel_resilience.backoff", "BackoffInstrumentor"),
     "purgatory": ("otel_resilience.purgatory", "PurgatoryInstrumentor"),
 }

@@ -104,9 +104,19 @@ DependencyFactory = Callable[[random.Random, "GroundTruth", DependencyOptions], 
 
 
 def _registry() -> list[DependencyFactory]:
-    from otel_resilience._demo.dependencies import async_pybreaker, backoff_purgatory, pybreaker_tenacity
+    from otel_resilience._demo.dependencies import (
+        async_circuitbreaker,
+        async_pybreaker,
+        backoff_purgatory,
+        pybreaker_tenacity,
+    )
 
-    return [pybreaker_tenacity.dependencies, async_pybreaker.dependencies, backoff_purgatory.dependencies]
+    return [
+        pybreaker_tenacity.dependencies,
+        async_pybreaker.dependencies,
+        backoff_purgatory.dependencies,
+        async_circuitbreaker.dependencies,
+    ]
 
 
 DEPENDENCIES: list[DependencyFactory] = _registry()
