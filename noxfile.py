@@ -266,3 +266,29 @@ def upstream_purgatory(session: nox.Session) -> None:
             session, PYTHON, "purgatory", "tests/unittests",
             "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=function",
         )  # fmt: skip
+
+
+@nox.session(name="upstream-aiobreaker")
+def upstream_aiobreaker(session: nox.Session) -> None:
+    """The aiobreaker suite, from its wheel (a top-level ``test`` package): ``nox -s upstream-aiobreaker``.
+
+    Its tests import ``_pytest.python_api``, gone in pytest 8: they run in an environment of their own,
+    ``.cache/venvs/upstream-aiobreaker``, from outside site-packages.
+    """
+    env = ROOT / ".cache" / "venvs" / "upstream-aiobreaker"
+    python = str(env / "bin" / "python")
+    if not Path(python).exists():
+        session.run(PYTHON, "-m", "venv", str(env), external=True)
+        session.run(
+            python, "-m", "pip", "install", "-q", "pytest>=7,<8", "pytest-asyncio<0.22", "fakeredis",
+            "aiobreaker==1.2.0", "-e", str(ROOT),
+            external=True,
+        )  # fmt: skip
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    with tempfile.TemporaryDirectory() as work:
+        shutil.copytree(Path(site) / "test", Path(work) / "test")
+        session.chdir(work)
+        _upstream_runs(session, python, "aiobreaker", "test")

@@ -2,16 +2,58 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``aiobreaker`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+Every code block of this guide runs in the tests, in order, in one folder. An asyncio application
+with a breaker:
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: stock.py
 
-Or in code, before or after the breakers are created::
+   import asyncio
 
-    from otel_resilience.aiobreaker import AioBreakerInstrumentor
+   from aiobreaker import CircuitBreaker
 
-    AioBreakerInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+   stock = CircuitBreaker(fail_max=2, name="stock")
+
+
+   @stock
+   async def available() -> int:
+       await asyncio.sleep(0)
+       return 3
+
+
+   print(asyncio.run(available()))
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``aiobreaker`` (group
+``opentelemetry_instrumentor``) instruments every breaker.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aiobreaker`` turns it off, and
+``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true`` keeps metrics only:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python stock.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aiobreaker opentelemetry-instrument python stock.py
+   OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true opentelemetry-instrument python stock.py
+
+Or in code, with a span hook, exception messages kept out of spans, or metrics only:
+
+.. code-block:: python
+
+   from aiobreaker import CircuitBreaker
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.aiobreaker import AioBreakerCallInfo, AioBreakerInstrumentor
+
+
+   def add_state(span: Span, info: AioBreakerCallInfo) -> None:
+       span.set_attribute("app.breaker.state", info.state)
+
+
+   instrumentor = AioBreakerInstrumentor()
+   instrumentor.instrument(tracer_provider=TracerProvider(), span_hook=add_state, exception_messages=False)
+   CircuitBreaker(name="stock").call(len, "ok")
+   instrumentor.uninstrument()
+   instrumentor.instrument(metrics_only=True)
 
 What you get
 ------------
@@ -50,9 +92,8 @@ The telemetry reports what the library did, not what it should have done:
 
 Options
 -------
-The options of every instrumentor of this package (``tracer_provider``, ``meter_provider``,
-``metrics_only``, ``span_hook``, ``max_names``, ``exception_messages``); the span hook receives an
-:class:`AioBreakerCallInfo`. Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=aiobreaker``.
+The options every instrumentor of this package takes, with their environment variables, are in
+``docs/options.md``; the span hook receives an :class:`AioBreakerCallInfo`.
 
 Guarantees
 ----------

@@ -2,16 +2,57 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``circuitbreaker`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+Every code block of this guide runs in the tests, in order, in one folder. An application whose
+quotes come from a breaker-guarded coroutine (circuitbreaker sees ``async def`` bodies to their end):
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: quotes.py
 
-Or instrument in code, before or after the breakers are created and functions decorated::
+   import asyncio
 
-    from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
+   from circuitbreaker import circuit
 
-    CircuitBreakerInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+   @circuit(failure_threshold=2, recovery_timeout=30, name="quotes")
+   async def quote() -> float:
+       await asyncio.sleep(0)
+       return 4.2
+
+
+   print(asyncio.run(quote()))
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``circuitbreaker``
+(group ``opentelemetry_instrumentor``) instruments every breaker, created or decorated before or after.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=circuitbreaker`` turns it off, and
+``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true`` keeps metrics only:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python quotes.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=circuitbreaker opentelemetry-instrument python quotes.py
+   OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true opentelemetry-instrument python quotes.py
+
+Or in code, with a span hook that receives a frozen :class:`BreakerCallInfo`, exception messages kept
+out of spans, or metrics only:
+
+.. code-block:: python
+
+   from circuitbreaker import CircuitBreaker
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.circuitbreaker import BreakerCallInfo, CircuitBreakerInstrumentor
+
+
+   def add_outcome(span: Span, info: BreakerCallInfo) -> None:
+       span.set_attribute("app.breaker.outcome", info.outcome)
+
+
+   instrumentor = CircuitBreakerInstrumentor()
+   instrumentor.instrument(tracer_provider=TracerProvider(), span_hook=add_outcome, exception_messages=False)
+   CircuitBreaker(name="quotes")(len)("ok")
+   instrumentor.uninstrument()
+   instrumentor.instrument(metrics_only=True)
 
 What you get
 ------------
@@ -62,19 +103,9 @@ What differs from the library's own view
 
 Options
 -------
-``instrument()`` takes the options every instrumentor of this package takes (``tracer_provider``,
-``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names``, ``exception_messages``); the span
-hook receives a :class:`BreakerCallInfo`::
-
-    from otel_resilience.circuitbreaker import BreakerCallInfo, CircuitBreakerInstrumentor
-
-    def add_fallback(span, info: BreakerCallInfo) -> None:
-        span.set_attribute("app.breaker.threshold", info.breaker._failure_threshold)
-
-    CircuitBreakerInstrumentor().instrument(span_hook=add_fallback)
-
-Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=circuitbreaker``; ``suppress_instrumentation()``
-leaves out the calls that start inside it.
+The options every instrumentor of this package takes, with their environment variables, are in
+``docs/options.md``; the span hook's ``info`` is a :class:`BreakerCallInfo`.
+``suppress_instrumentation()`` leaves out the calls that start inside it.
 
 Guarantees
 ----------

@@ -74,6 +74,8 @@ DOCUMENTS = {
     "otel_resilience.tenacity": lambda: rst_blocks(guide("otel_resilience.tenacity")),
     "otel_resilience.backoff": lambda: rst_blocks(guide("otel_resilience.backoff")),
     "otel_resilience.purgatory": lambda: rst_blocks(guide("otel_resilience.purgatory")),
+    "otel_resilience.circuitbreaker": lambda: rst_blocks(guide("otel_resilience.circuitbreaker")),
+    "otel_resilience.aiobreaker": lambda: rst_blocks(guide("otel_resilience.aiobreaker")),
 }
 
 
