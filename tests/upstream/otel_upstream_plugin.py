@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 INSTRUMENTORS = {
     "pybreaker": ("otel_resilience.pybreaker", "PyBreakerInstrumentor"),
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
+    "transitions": ("otel_resilience.transitions", "TransitionsInstrumentor"),
 }
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()
