@@ -26,6 +26,7 @@ def test_entry_points_are_declared() -> None:
     assert ours == {
         "pybreaker": "otel_resilience.pybreaker:PyBreakerInstrumentor",
         "tenacity": "otel_resilience.tenacity:TenacityInstrumentor",
+        "transitions": "otel_resilience.transitions:TransitionsInstrumentor",
     }
 
 
