@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +74,25 @@ def no_telemetry_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     reported = sorted(f"{where}: {kind.__name__}" for where, kind in faults._reported)
     if reported and request.node.get_closest_marker("faults") is None:
         pytest.fail(f"our telemetry reported faults: {reported}", pytrace=False)
+
+
+@contextmanager
+def instrumented(instrumentor_type: type) -> Iterator[Telemetry]:
+    """Fresh SDK providers and ``instrumentor_type`` instrumented with them, for one block (hypothesis
+    examples cannot use function-scoped fixtures)."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(shutdown_on_exit=False)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    instrumentor = instrumentor_type()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        yield Telemetry(tracer_provider, meter_provider, exporter, reader)
+    finally:
+        instrumentor.uninstrument()
+        meter_provider.shutdown()
+        tracer_provider.shutdown()
 
 
 def options_fixture(instrumentor_type: type) -> Any:

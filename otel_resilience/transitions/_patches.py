@@ -43,6 +43,7 @@ from otel_resilience._statemachines import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from types import TracebackType
 
     from otel_resilience._kit.settings import Settings
 
@@ -78,25 +79,41 @@ def _verdict(event_data: Any, trigger: str, raised: BaseException | None) -> Ver
     return (REFUSED if event_data.transition is None else BLOCKED), None
 
 
-def _start(telemetry: MachineTelemetry, event_data: Any, trigger: str) -> ActiveTrigger | None:
-    model = event_data.model
-    machine = event_data.machine
-    try:
-        name = machine_name(machine, model)
-        previous = _current(event_data)
-    except Exception:  # a model without its state: transitions will say so itself
+class _Recorded:
+    """One event run by transitions, recorded around the original (sync or async alike).
+
+    ``__exit__`` never swallows: the application gets transitions' own result or exception.
+    """
+
+    __slots__ = ("active", "event_data", "telemetry", "trigger")
+
+    def __init__(self, telemetry: MachineTelemetry, event_data: Any, trigger: str) -> None:
+        self.telemetry = telemetry
+        self.event_data = event_data
+        self.trigger = trigger
+        self.active: ActiveTrigger | None = None
+        model = event_data.model
+        machine = event_data.machine
+        try:
+            name = machine_name(machine, model)
+            previous = _current(event_data)
+        except Exception:  # a model without its state: transitions will say so itself
+            return
+        self.active = telemetry.start(machine, model, name, trigger, previous)
+
+    def __enter__(self) -> None:
         return None
-    return telemetry.start(machine, model, name, trigger, previous)
 
-
-def _finish(
-    telemetry: MachineTelemetry,
-    active: ActiveTrigger,
-    event_data: Any,
-    trigger: str,
-    raised: BaseException | None,
-) -> None:
-    telemetry.finish(active, lambda: _verdict(event_data, trigger, raised), lambda: _current(event_data))
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        active = self.active
+        if active is not None:
+            event_data = self.event_data
+            self.telemetry.finish(
+                active, lambda: _verdict(event_data, self.trigger, exc), lambda: _current(event_data)
+            )
+        return False
 
 
 def _trigger_wrapper(
@@ -105,18 +122,8 @@ def _trigger_wrapper(
     def trigger(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        event_data = args[0]
-        name = trigger_of(instance, args)
-        active = _start(telemetry, event_data, name)
-        if active is None:
+        with _Recorded(telemetry, args[0], trigger_of(instance, args)):
             return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _finish(telemetry, active, event_data, name, exc)
-            raise
-        _finish(telemetry, active, event_data, name, None)
-        return result
 
     return gated(telemetry.gate, trigger)
 
@@ -127,18 +134,8 @@ def _async_trigger_wrapper(
     async def trigger(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        event_data = args[0]
-        name = trigger_of(instance, args)
-        active = _start(telemetry, event_data, name)
-        if active is None:
+        with _Recorded(telemetry, args[0], trigger_of(instance, args)):
             return await wrapped(*args, **kwargs)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _finish(telemetry, active, event_data, name, exc)
-            raise
-        _finish(telemetry, active, event_data, name, None)
-        return result
 
     return gated(telemetry.gate, trigger)
 

@@ -10,22 +10,15 @@ happened (its ground truth, derived from the machine's definition, never from te
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from transitions import Machine, MachineError
 
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor
-from tests.conftest import Telemetry
+from tests.conftest import instrumented
 
 STATES = ["a", "b", "c"]
 TRIGGERS = ["go", "back", "stay"]
@@ -129,22 +122,6 @@ def truth(
     return counts
 
 
-@contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    instrumentor = TransitionsInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    try:
-        yield Telemetry(tracer_provider, meter_provider, exporter, reader)
-    finally:
-        instrumentor.uninstrument()
-        meter_provider.shutdown()
-
-
 @settings(max_examples=200, deadline=None)
 @given(spec=machines, triggers=st.lists(st.sampled_from(TRIGGERS), max_size=12))
 def test_instrumented_machine_behaves_as_its_twin_and_counts_exactly(
@@ -152,7 +129,7 @@ def test_instrumented_machine_behaves_as_its_twin_and_counts_exactly(
 ) -> None:
     twin = build(spec)
     expected = play(twin, triggers)
-    with instrumented() as telemetry:
+    with instrumented(TransitionsInstrumentor) as telemetry:
         model = build(spec)
         assert play(model, triggers) == expected
         assert model.errors == twin.errors
