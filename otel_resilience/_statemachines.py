@@ -101,10 +101,14 @@ def leaf_states(value: Any) -> list[str]:
     return [state_name(value)]
 
 
+def type_name(cls: type) -> str:
+    """``module.QualName`` of a class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def class_name(obj: object) -> str:
     """``module.QualName`` of an object's class: the name of a machine without one of its own."""
-    cls = type(obj)
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return type_name(type(obj))
 
 
 class ActiveTrigger:
@@ -160,11 +164,13 @@ class MachineTelemetry(Recorder[TriggerInfo]):
         return self.names.reported.get(name) or self.names.report(name)
 
     def start(
-        self, machine: Any, model: Any, name: str, trigger: Any, previous_state: Any
+        self, machine: Any, model: Any, name: str, trigger: Any, previous_state: Any, *, current: bool = True
     ) -> ActiveTrigger | None:
         """A trigger starts: its span becomes current (callbacks' spans are its children).
 
-        None when it is not to be recorded (``suppress_instrumentation``) or the telemetry failed.
+        With ``current=False`` the library's patches make the span current around each callback
+        themselves (``ActiveTrigger.span``). None when the trigger is not to be recorded
+        (``suppress_instrumentation``) or the telemetry failed.
         """
         if not is_instrumentation_enabled():
             return None
@@ -183,7 +189,8 @@ class MachineTelemetry(Recorder[TriggerInfo]):
             )
             if span is not None and span.is_recording():
                 active.span = span
-                active.token = make_current(span)
+                if current:
+                    active.token = make_current(span)
         except Exception as fault:
             report_fault("state machine trigger telemetry", fault)
             return None

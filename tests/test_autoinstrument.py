@@ -27,6 +27,7 @@ def test_entry_points_are_declared() -> None:
         "pybreaker": "otel_resilience.pybreaker:PyBreakerInstrumentor",
         "tenacity": "otel_resilience.tenacity:TenacityInstrumentor",
         "transitions": "otel_resilience.transitions:TransitionsInstrumentor",
+        "automat": "otel_resilience.automat:AutomatInstrumentor",
     }
 
 

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from tests.upstream.sdist import ROOT, unpacked_sdist
+from tests.upstream.suites import ROOT, unpacked_sdist
 
 VERSION = "9.2.1"
 UPSTREAM_TESTS = 185

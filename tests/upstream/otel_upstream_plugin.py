@@ -24,6 +24,7 @@ INSTRUMENTORS = {
     "pybreaker": ("otel_resilience.pybreaker", "PyBreakerInstrumentor"),
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
     "transitions": ("otel_resilience.transitions", "TransitionsInstrumentor"),
+    "automat": ("otel_resilience.automat", "AutomatInstrumentor"),
 }
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()
