@@ -21,6 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from otel_resilience._kit.exceptions import error_type, is_cancellation, record_exception
 from otel_resilience._kit.faults import report_fault
+from otel_resilience._kit.gate import gated
 from otel_resilience._kit.instruments import create_instrument, create_observable
 from otel_resilience._kit.names import AttributeSets, NameRegistry
 from otel_resilience._kit.recording import Recorder, make_current, restore
@@ -39,8 +40,11 @@ from otel_resilience.contract import (
 )
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from opentelemetry.trace import Span
 
+    from otel_resilience._kit.patching import Wrapper
     from otel_resilience._kit.settings import Settings
 
 TRANSITIONED = TriggerOutcome.TRANSITIONED.value
@@ -255,6 +259,71 @@ class MachineTelemetry(Recorder[TriggerInfo]):
             for name, per_state in counts.items()
             for state, value in per_state.items()
         ]
+
+
+class TriggerRecording:
+    """One trigger recorded around the library's method that runs it, sync or async alike.
+
+    A library subclasses it with how to read the outcome (:meth:`verdict`) and the state after
+    (:meth:`state_after`), and starts it with :meth:`begin`. ``__exit__`` never swallows: the
+    application gets the library's own result or exception.
+    """
+
+    __slots__ = ("active", "telemetry")
+
+    def __init__(self, telemetry: MachineTelemetry) -> None:
+        self.telemetry = telemetry
+        self.active: ActiveTrigger | None = None
+
+    def begin(self, machine: Any, model: Any, name: str, trigger: Any, previous_state: Any) -> None:
+        self.active = self.telemetry.start(machine, model, name, trigger, previous_state)
+
+    def returned(self, result: Any) -> Any:
+        """See the method's result (and hand it back)."""
+        return result
+
+    def verdict(self, raised: BaseException | None) -> Verdict:
+        raise NotImplementedError
+
+    def state_after(self) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> TriggerRecording:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        active = self.active
+        if active is not None:
+            self.ended()
+            self.telemetry.finish(active, lambda: self.verdict(exc), self.state_after)
+        return False
+
+    def ended(self) -> None:
+        """The method returned or raised: undo what :meth:`begin` set up besides the span."""
+
+
+Recording = Callable[[Any, tuple[Any, ...], dict[str, Any]], TriggerRecording]
+"""``recording(instance, args, kwargs)``: a trigger's recording, begun, for one call of the method."""
+
+
+def trigger_wrappers(telemetry: MachineTelemetry, recording: Recording) -> tuple[Wrapper, Wrapper]:
+    """Gated wrappers, for a sync and an ``async def`` method, that record each call as one trigger."""
+
+    def sync(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        with recording(instance, args, kwargs) as recorded:
+            return recorded.returned(wrapped(*args, **kwargs))
+
+    async def asynchronous(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        with recording(instance, args, kwargs) as recorded:
+            return recorded.returned(await wrapped(*args, **kwargs))
+
+    return gated(telemetry.gate, sync), gated(telemetry.gate, asynchronous)
 
 
 def cancelled_or(error: BaseException, outcome: str) -> Verdict:

@@ -28,6 +28,7 @@ def test_entry_points_are_declared() -> None:
         "tenacity": "otel_resilience.tenacity:TenacityInstrumentor",
         "transitions": "otel_resilience.transitions:TransitionsInstrumentor",
         "automat": "otel_resilience.automat:AutomatInstrumentor",
+        "statemachine": "otel_resilience.statemachine:StateMachineInstrumentor",
     }
 
 

@@ -23,7 +23,6 @@ from transitions.extensions.asyncio import AsyncEvent, HierarchicalAsyncMachine
 from transitions.extensions.nesting import HierarchicalMachine
 
 from otel_resilience._kit.faults import contain
-from otel_resilience._kit.gate import gated
 from otel_resilience._kit.instances import InstanceRegistry
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
 from otel_resilience._statemachines import (
@@ -31,19 +30,19 @@ from otel_resilience._statemachines import (
     FAILED,
     REFUSED,
     TRANSITIONED,
-    ActiveTrigger,
     Instance,
     MachineTelemetry,
     TriggerInfo,
+    TriggerRecording,
     Verdict,
     cancelled_or,
     class_name,
     leaf_states,
+    trigger_wrappers,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from types import TracebackType
 
     from otel_resilience._kit.settings import Settings
 
@@ -79,19 +78,15 @@ def _verdict(event_data: Any, trigger: str, raised: BaseException | None) -> Ver
     return (REFUSED if event_data.transition is None else BLOCKED), None
 
 
-class _Recorded:
-    """One event run by transitions, recorded around the original (sync or async alike).
+class _Recorded(TriggerRecording):
+    """One event run by transitions: its outcome is in the ``EventData`` transitions fills in."""
 
-    ``__exit__`` never swallows: the application gets transitions' own result or exception.
-    """
-
-    __slots__ = ("active", "event_data", "telemetry", "trigger")
+    __slots__ = ("event_data", "trigger")
 
     def __init__(self, telemetry: MachineTelemetry, event_data: Any, trigger: str) -> None:
-        self.telemetry = telemetry
+        super().__init__(telemetry)
         self.event_data = event_data
         self.trigger = trigger
-        self.active: ActiveTrigger | None = None
         model = event_data.model
         machine = event_data.machine
         try:
@@ -99,45 +94,22 @@ class _Recorded:
             previous = _current(event_data)
         except Exception:  # a model without its state: transitions will say so itself
             return
-        self.active = telemetry.start(machine, model, name, trigger, previous)
+        self.begin(machine, model, name, trigger, previous)
 
-    def __enter__(self) -> None:
-        return None
+    def verdict(self, raised: BaseException | None) -> Verdict:
+        return _verdict(self.event_data, self.trigger, raised)
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
-        active = self.active
-        if active is not None:
-            event_data = self.event_data
-            self.telemetry.finish(
-                active, lambda: _verdict(event_data, self.trigger, exc), lambda: _current(event_data)
-            )
-        return False
+    def state_after(self) -> Any:
+        return _current(self.event_data)
 
 
-def _trigger_wrapper(
+def _wrappers(
     telemetry: MachineTelemetry, trigger_of: Callable[[Any, tuple[Any, ...]], str]
-) -> Wrapper:
-    def trigger(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        with _Recorded(telemetry, args[0], trigger_of(instance, args)):
-            return wrapped(*args, **kwargs)
-
-    return gated(telemetry.gate, trigger)
-
-
-def _async_trigger_wrapper(
-    telemetry: MachineTelemetry, trigger_of: Callable[[Any, tuple[Any, ...]], str]
-) -> Wrapper:
-    async def trigger(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        with _Recorded(telemetry, args[0], trigger_of(instance, args)):
-            return await wrapped(*args, **kwargs)
-
-    return gated(telemetry.gate, trigger)
+) -> tuple[Wrapper, Wrapper]:
+    """The sync and async wrappers of a method whose first argument is the ``EventData``."""
+    return trigger_wrappers(
+        telemetry, lambda instance, args, kwargs: _Recorded(telemetry, args[0], trigger_of(instance, args))
+    )
 
 
 def _event_trigger(event: Any, args: tuple[Any, ...]) -> str:
@@ -191,11 +163,13 @@ def instrumentation(
     machines: InstanceRegistry[Machine] = InstanceRegistry(Machine, _SKIPPED_PACKAGES)
     machines.adopt_existing()
     telemetry = MachineTelemetry(settings, scope, on_open=on_open, census=_census(machines))
+    event_trigger, async_event_trigger = _wrappers(telemetry, _event_trigger)
+    nested_trigger, async_nested_trigger = _wrappers(telemetry, _nested_trigger)
     eager: list[PatchTarget] = [
         (Machine, "__init__", after_call(_registration_observer(machines))),
-        (Event, "_trigger", _trigger_wrapper(telemetry, _event_trigger)),
-        (AsyncEvent, "_trigger", _async_trigger_wrapper(telemetry, _event_trigger)),
-        (HierarchicalMachine, "_trigger_event", _trigger_wrapper(telemetry, _nested_trigger)),
-        (HierarchicalAsyncMachine, "_trigger_event", _async_trigger_wrapper(telemetry, _nested_trigger)),
+        (Event, "_trigger", event_trigger),
+        (AsyncEvent, "_trigger", async_event_trigger),
+        (HierarchicalMachine, "_trigger_event", nested_trigger),
+        (HierarchicalAsyncMachine, "_trigger_event", async_nested_trigger),
     ]
     return telemetry, PatchPlan(eager)

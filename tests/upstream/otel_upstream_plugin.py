@@ -25,6 +25,7 @@ INSTRUMENTORS = {
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
     "transitions": ("otel_resilience.transitions", "TransitionsInstrumentor"),
     "automat": ("otel_resilience.automat", "AutomatInstrumentor"),
+    "statemachine": ("otel_resilience.statemachine", "StateMachineInstrumentor"),
 }
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()
