@@ -6,6 +6,8 @@ Each mode runs in a fresh child process (the OpenTelemetry globals can be set on
 
 - ``full``: SDK tracing (batch span processor, exporter that drops) and metrics;
 - ``metrics``: SDK metrics, ``metrics_only=True``;
+- ``sampled``: as ``full``, with the 1 % parent-based sampler production services use (99 % of the
+  calls are sampled out: they must cost within 1.2 x ``metrics``);
 - ``none``: no SDK configured (the API's no-op globals).
 
 For every scenario, four variants run interleaved, in a new random order in every round:
@@ -43,6 +45,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from wrapt import wrap_function_wrapper
 
 from otel_resilience import contract as c
+from otel_resilience._kit.exceptions import record_exception
 from otel_resilience._kit.instruments import create_instrument
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
@@ -50,7 +53,7 @@ from otel_resilience.tenacity import TenacityInstrumentor
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-MODES = ("full", "metrics", "none")
+MODES = ("full", "metrics", "sampled", "none")
 VARIANTS = ("bare", "pass", "instr", "prim")
 PATCH_POINTS = (
     (pybreaker.CircuitBreaker, "__init__"),
@@ -118,7 +121,7 @@ class Variants:
 
 class Primitives:
     def __init__(self, mode: str) -> None:
-        self.spans = mode == "full"
+        self.spans = mode in ("full", "sampled")
         self.tracer = trace.get_tracer("bench.primitives")
         meter = metrics.get_meter("bench.primitives")
         self.instruments = {
@@ -128,8 +131,14 @@ class Primitives:
         }
         # The attribute sets the instrumentation records (each attribute costs the SDK per call).
         self.breaker_attributes = {
-            False: {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"},
-            True: {
+            "success": {c.BREAKER_NAME: "bench", c.BREAKER_STATE: "closed", c.OUTCOME: "success"},
+            "failure": {
+                c.BREAKER_NAME: "bench",
+                c.BREAKER_STATE: "closed",
+                c.OUTCOME: "failure",
+                c.ERROR_TYPE: f"{__name__}.{Flaky.__qualname__}",
+            },
+            "rejected": {
                 c.BREAKER_NAME: "bench",
                 c.BREAKER_STATE: "open",
                 c.OUTCOME: "rejected",
@@ -139,6 +148,7 @@ class Primitives:
         # Recording an exception formats its traceback: give the primitives' exceptions the
         # tracebacks the instrumentation sees, raised through the libraries themselves.
         self.rejection = _raised_through_pybreaker()
+        self.failure = _failed_through_pybreaker()
         self.error = _raised_through_tenacity()
         # The attribute sets the instrumentation records with: the SDK's cost grows with their size.
         name = {c.RETRY_NAME: "bench"}
@@ -159,8 +169,8 @@ class Primitives:
             )
         }
 
-    def breaker_call(self, rejected: bool = False) -> None:
-        attributes = self.breaker_attributes[rejected]
+    def breaker_call(self, outcome: str = "success") -> None:
+        attributes = self.breaker_attributes[outcome]
         if self.spans:
             span = self.tracer.start_span(
                 "bench", kind=SpanKind.INTERNAL, attributes={c.BREAKER_NAME: "bench"}
@@ -171,8 +181,9 @@ class Primitives:
         self.instruments[c.BREAKER_CALL_DURATION.name].record(0.001, attributes)
         if self.spans:
             span.set_attributes(attributes)
-            if rejected:
-                span.record_exception(self.rejection)
+            if outcome != "success":
+                error = self.rejection if outcome == "rejected" else self.failure
+                record_exception(span, error, messages=True, stack=outcome != "rejected")
                 span.set_status(Status(StatusCode.ERROR))
             span.end()
 
@@ -201,7 +212,7 @@ class Primitives:
             if self.spans:
                 span.set_attributes(attributes)
                 if failed:
-                    span.record_exception(self.error)
+                    record_exception(span, self.error, messages=True)
                     span.set_status(Status(StatusCode.ERROR))
                     span.add_event(c.BACKOFF_EVENT, {c.RETRY_BACKOFF: 0.0})
                 span.end()
@@ -233,6 +244,17 @@ def _raised_through_pybreaker() -> BaseException:
     raise AssertionError("the breaker is open")
 
 
+def _failed_through_pybreaker() -> BaseException:
+    def fail() -> None:
+        raise Flaky("down")
+
+    try:
+        pybreaker.CircuitBreaker(fail_max=10**9).call(fail)
+    except Flaky as exc:
+        return exc
+    raise AssertionError("fail() raises")
+
+
 def _raised_through_tenacity() -> BaseException:
     """A failed attempt's exception as tenacity caught it: what the instrumentation records.
 
@@ -257,6 +279,7 @@ def _raised_through_tenacity() -> BaseException:
 
 def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], Callable[[int], None], int]]:
     healthy = pybreaker.CircuitBreaker(name="bench")
+    failing_breaker = pybreaker.CircuitBreaker(name="bench-failing", fail_max=10**9)
     tripped = pybreaker.CircuitBreaker(name="bench-open", reset_timeout=1e9)
     tripped.open()
 
@@ -267,6 +290,15 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
         call = healthy.call
         for _ in range(n):
             call(nothing)
+
+    def failing() -> None:
+        raise Flaky("down")
+
+    def breaker_failure(n: int) -> None:
+        call = failing_breaker.call
+        for _ in range(n):
+            with contextlib.suppress(Flaky):
+                call(failing)
 
     def breaker_rejected(n: int) -> None:
         for _ in range(n):
@@ -319,11 +351,8 @@ def scenarios(primitives: Primitives) -> dict[str, tuple[Callable[[int], None], 
 
     return {
         "pybreaker success": (breaker_success, repeat(primitives.breaker_call), 2000),
-        "pybreaker rejected": (
-            breaker_rejected,
-            repeat(lambda: primitives.breaker_call(rejected=True)),
-            1000,
-        ),
+        "pybreaker failure": (breaker_failure, repeat(lambda: primitives.breaker_call("failure")), 1000),
+        "pybreaker rejected": (breaker_rejected, repeat(lambda: primitives.breaker_call("rejected")), 1000),
         "tenacity first try": (retry_first_try, repeat(lambda: primitives.retry_operation(0)), 500),
         "tenacity 3 attempts": (retry_three_attempts, repeat(lambda: primitives.retry_operation(2)), 200),
         "AsyncRetrying 3 attempts": (
@@ -350,8 +379,11 @@ def configure(mode: str) -> None:
             return SpanExportResult.SUCCESS
 
     metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
-    if mode == "full":
-        provider = TracerProvider()
+    if mode in ("full", "sampled"):
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        sampler = ParentBased(TraceIdRatioBased(0.01)) if mode == "sampled" else None
+        provider = TracerProvider(sampler=sampler)
         provider.add_span_processor(BatchSpanProcessor(Drop(), max_queue_size=1 << 16))
         trace.set_tracer_provider(provider)
 
@@ -388,7 +420,7 @@ def measure_mode(mode: str, rounds: int) -> dict[str, dict[str, float]]:
 
 
 def verdict(mode: str, scenario: str, row: dict[str, float]) -> str:
-    if mode in ("full", "metrics"):
+    if mode in ("full", "metrics", "sampled"):
         return "ok" if row["glue"] <= 1.2 else "MISSED glue <= 1.2"
     missed = []
     if row["instr/pass"] > 1.15:
@@ -418,7 +450,35 @@ def table(results: dict[str, dict[str, dict[str, float]]]) -> str:
                 f"{row['instr'] / 1000:.2f} | {row['prim'] / 1000:.2f} | {row['glue']:.2f} | "
                 f"{row['instr/pass']:.2f} | {row['instr/bare']:.2f} | {verdict(mode, scenario, row)} |"
             )
+    lines += ["", *failure_path_targets(results), *sampled_out_targets(results)]
     return "\n".join(lines)
+
+
+def sampled_out_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """With a 1 % sampler, almost every call is sampled out: it may cost 1.2 times a metrics-only call."""
+    sampled, metrics_only = results.get("sampled", {}), results.get("metrics", {})
+    lines = []
+    for scenario, row in sampled.items():
+        if scenario in metrics_only:
+            ratio = row["instr"] / metrics_only[scenario]["instr"]
+            mark = "ok" if ratio <= 1.2 else "MISSED <= 1.2"
+            lines.append(f"- sampled 1 %: {scenario} costs {ratio:.2f} x metrics only ({mark})")
+    return lines
+
+
+def failure_path_targets(results: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Failures come in storms: a rejection may cost what a success costs, a failure 1.5 times that."""
+    lines = []
+    for mode, rows in results.items():
+        success = rows.get("pybreaker success", {}).get("instr")
+        if not success or mode == "none":
+            continue
+        for scenario, limit in (("pybreaker rejected", 1.0), ("pybreaker failure", 1.5)):
+            if scenario in rows:
+                ratio = rows[scenario]["instr"] / success
+                mark = "ok" if ratio <= limit else f"MISSED <= {limit}"
+                lines.append(f"- {mode}: {scenario} costs {ratio:.2f} x a success ({mark})")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

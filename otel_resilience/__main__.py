@@ -32,11 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="run a seeded service whose breakers trip and whose retries storm",
         description=(
-            "A service calls three dependencies (catalog: healthy; payments: flapping; inventory: an outage"
-            " and a recovery) through pybreaker breakers and tenacity retries, instrumented through this"
-            " package's entry points. With nothing configured, telemetry stays in this process and the run"
-            " ends by comparing it with the ground truth; with --otlp or the standard OTEL_* variables it"
-            " is exported over OTLP."
+            "A service calls its dependencies (catalog: healthy; payments: flapping; inventory: an outage"
+            " and a recovery; recommendations: an async def behind a pybreaker breaker, which pybreaker"
+            " cannot see) through breakers and retries, instrumented through this package's entry points."
+            " With nothing configured, telemetry stays in this process and the run ends by comparing it"
+            " with the ground truth; with --otlp or the standard OTEL_* variables it is exported over OTLP."
         ),
     )
     demo.add_argument("--duration", type=_positive_number, default=30.0, help="seconds to run (default 30)")

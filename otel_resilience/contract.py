@@ -139,6 +139,8 @@ class FindingGuide:
     """A minimal program that shows it (Python)."""
     counted: str
     """What ``resilience.diagnostics`` counts for this finding."""
+    subject: str
+    """The attribute that names what the finding is about: a breaker's or an operation's name."""
 
 
 FINDING_GUIDES: Final[dict[Finding, FindingGuide]] = {
@@ -173,6 +175,7 @@ async def main() -> None:
 
 asyncio.run(main())""",
         counted="every call through the breaker that returned an awaitable (outcome `unguarded`)",
+        subject=BREAKER_NAME,
     ),
     Finding.RETRY_UNBOUNDED: FindingGuide(
         title="A retry without a stop",
@@ -187,13 +190,15 @@ asyncio.run(main())""",
 def fetch() -> bytes:
     raise ConnectionError("down")""",
         counted="every retried operation started with such a policy",
+        subject=RETRY_NAME,
     ),
     Finding.RETRY_ON_REJECTION: FindingGuide(
         title="Retrying a breaker's rejection",
-        wrong="an attempt failed because a circuit breaker was open (it rejected the call without"
-        " running it), and the retry policy decided to retry it",
-        cost="each retry adds its backoff to a call that cannot succeed until the breaker closes, and"
-        " keeps hammering the open breaker",
+        wrong="an attempt failed with a circuit breaker's open-breaker error (raised when the breaker"
+        " rejects a call without running it, and by pybreaker on the call that trips it), and the retry"
+        " policy decided to retry it",
+        cost="the breaker is open: each retry adds its backoff to a call that cannot succeed until the"
+        " breaker closes, and keeps hammering the open breaker",
         fix="do not retry the breaker's rejection error: `retry=retry_if_not_exception_type("
         "pybreaker.CircuitBreakerError)`, or put the retry inside the breaker",
         example="""import pybreaker
@@ -207,6 +212,7 @@ breaker = pybreaker.CircuitBreaker(fail_max=1, name="payments")
 def pay() -> None:
     raise ConnectionError("down")""",
         counted="every attempt that failed with a breaker's rejection and was retried",
+        subject=RETRY_NAME,
     ),
 }
 

@@ -1,50 +1,23 @@
-"""Shared fixtures: SDK providers with in-memory exporters; instrumentation undone after each test."""
+"""Shared fixtures: SDK providers with in-memory exporters; instrumentation undone after each test.
+
+Each test carries the marker of its layer, the folder it is in (``unit``, ``properties``,
+``integration``, ``e2e``, ``upstream``, ``typing``): ``pytest -m unit`` runs one layer, and so do the
+nox sessions of the same names. Helpers shared by several test modules live in ``tests/support``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-
-@dataclass
-class Telemetry:
-    """What the instrumentation exported during one test."""
-
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-    exporter: InMemorySpanExporter
-    reader: InMemoryMetricReader
-
-    def spans(self) -> tuple[ReadableSpan, ...]:
-        return self.exporter.get_finished_spans()
-
-    def points(self, metric: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        found: list[Any] = []
-        for resource_metrics in data.resource_metrics if data else ():
-            for scope_metrics in resource_metrics.scope_metrics:
-                for m in scope_metrics.metrics:
-                    if m.name == metric:
-                        found.extend(m.data.data_points)
-        return found
-
-    def values(self, metric: str, *keys: str) -> dict[tuple[Any, ...], float]:
-        """Metric values (sums, gauge values or histogram counts) keyed by the given attributes."""
-        result: dict[tuple[Any, ...], float] = {}
-        for point in self.points(metric):
-            key = tuple(point.attributes.get(k) for k in keys)
-            value = point.count if hasattr(point, "bucket_counts") else point.value
-            result[key] = result.get(key, 0) + value
-        return {k: v for k, v in result.items() if v}
+from tests.support.telemetry import Telemetry
 
 
 @pytest.fixture
@@ -76,46 +49,6 @@ def no_telemetry_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"our telemetry reported faults: {reported}", pytrace=False)
 
 
-@contextmanager
-def instrumented(instrumentor_type: type) -> Iterator[Telemetry]:
-    """Fresh SDK providers and ``instrumentor_type`` instrumented with them, for one block (hypothesis
-    examples cannot use function-scoped fixtures)."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    instrumentor = instrumentor_type()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    try:
-        yield Telemetry(tracer_provider, meter_provider, exporter, reader)
-    finally:
-        instrumentor.uninstrument()
-        meter_provider.shutdown()
-        tracer_provider.shutdown()
-
-
-def options_fixture(instrumentor_type: type) -> Any:
-    """A fixture ``instrument(**options)`` that instruments with the test's providers and these options."""
-
-    @pytest.fixture
-    def instrument(telemetry: Telemetry) -> Iterator[Any]:
-        instrumentor = instrumentor_type()
-
-        def with_options(**options: Any) -> Telemetry:
-            providers = {
-                "tracer_provider": telemetry.tracer_provider,
-                "meter_provider": telemetry.meter_provider,
-            }
-            instrumentor.instrument(**{**providers, **options})
-            return telemetry
-
-        yield with_options
-        instrumentor.uninstrument()
-
-    return instrument
-
-
 @pytest.fixture
 def breaker_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
     """pybreaker instrumented with the test's providers for the duration of one test."""
@@ -140,3 +73,15 @@ def retry_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
     )
     yield telemetry
     instrumentor.uninstrument()
+
+
+LAYERS = ("unit", "properties", "integration", "e2e", "upstream", "typing")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its layer: the folder of ``tests/`` it is in."""
+    root = Path(__file__).parent
+    for item in items:
+        layer = item.path.relative_to(root).parts[0]
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))

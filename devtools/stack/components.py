@@ -116,6 +116,8 @@ COMPONENTS = [
             f"--web.listen-address={HOST}:9090",
             "--web.enable-lifecycle",
             "--storage.tsdb.retention.time=2d",
+            # Exemplars (trace ids of recorded durations) from the collector's OpenMetrics exposition.
+            "--enable-feature=exemplar-storage",
         ],
         before_start=_fresh_prometheus_data,
     ),

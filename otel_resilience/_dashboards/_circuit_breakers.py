@@ -23,6 +23,7 @@ OUTCOME_COLORS: Final = {
     c.BreakerOutcome.FAILURE.value: "red",
     c.BreakerOutcome.REJECTED.value: "orange",
     c.BreakerOutcome.IGNORED.value: "blue",
+    c.BreakerOutcome.UNGUARDED.value: "purple",
 }
 STATE_COLORS: Final = {
     c.BreakerState.CLOSED.value: "green",
@@ -67,8 +68,10 @@ def build(options: DashboardOptions) -> model.Dashboard:
                     "Call rate by outcome",
                     "Calls per second through the selected breakers: success, failure (the function raised an"
                     " exception the breaker counts), rejected (the breaker was open: the function never ran),"
-                    " ignored (an excluded exception: re-raised, not counted as a failure). Rising failures"
-                    " precede a trip; rejected replaces everything while a breaker is open. " + rate_note,
+                    " ignored (an excluded exception: re-raised, not counted as a failure), unguarded (the"
+                    " function was an async def the breaker cannot see: see 'Unguarded calls'). Rising"
+                    " failures precede a trip; rejected replaces everything while a breaker is open. "
+                    + rate_note,
                     panels.Grid(12, 8, 12, 8),
                 ),
                 c.BREAKER_CALLS,
@@ -99,6 +102,7 @@ def build(options: DashboardOptions) -> model.Dashboard:
                 )
             ),
             _failure_ratio(scope, calls, rate_note),
+            *_unguarded(scope, calls, rate_note),
             panels.rate_by_outcome(
                 scope,
                 panels.Heading(
@@ -108,7 +112,7 @@ def build(options: DashboardOptions) -> model.Dashboard:
                     " minute by outcome: a success closes the breaker, a failure opens it again for another"
                     " reset_timeout. Only failures means the dependency is still down; a mix means it is"
                     " recovering or flapping. " + rate_note,
-                    panels.Grid(0, 24, 12, 8),
+                    panels.Grid(0, 32, 12, 8),
                 ),
                 c.BREAKER_CALLS,
                 OUTCOME_COLORS,
@@ -124,7 +128,7 @@ def build(options: DashboardOptions) -> model.Dashboard:
                     " across the service's processes, as of each export. The breaker trips when it reaches"
                     " fail_max: a count that keeps climbing towards it warns of a trip; a sawtooth that"
                     " never gets there means failures are intermittent.",
-                    panels.Grid(12, 24, 12, 8),
+                    panels.Grid(12, 32, 12, 8),
                 ),
                 "none",
                 legend_calcs=("max", "lastNotNull"),
@@ -150,11 +154,12 @@ def build(options: DashboardOptions) -> model.Dashboard:
                     " (1 ms to 60 s), rejected calls excluded (they return at once). Slow calls that end in"
                     " failure trip the breaker on timeouts: if p99 approaches the caller's timeout, failures"
                     " follow. " + rate_note,
-                    panels.Grid(0, 32, 24, 9),
+                    panels.Grid(0, 40, 24, 9),
                 ),
                 c.BREAKER_CALL_DURATION,
                 matchers=(promql.differs(c.OUTCOME, c.BreakerOutcome.REJECTED.value),),
             ),
+            panels.diagnostics(scope, 12, panels.Grid(0, 49, 24, 8)),
         ],
     )
 
@@ -318,3 +323,46 @@ def _failure_ratio(scope: promql.Scope, calls: str, rate_note: str) -> timeserie
         .max(1)
         .with_target(panels.query(scope.options, expr, promql.legend(c.BREAKER_NAME)))
     )
+
+
+def _unguarded(scope: promql.Scope, calls: str, rate_note: str) -> tuple[timeseries.Panel, timeseries.Panel]:
+    """Calls a breaker counted before they ran and never saw the end of, beside the rejected ones."""
+    unguarded = promql.equals(c.OUTCOME, c.BreakerOutcome.UNGUARDED.value)
+    by_breaker = promql.aggregate("sum", (scope.name_label,), scope.rate(calls, unguarded))
+    by_error = promql.aggregate(
+        "sum",
+        (scope.name_label, promql.label(c.ERROR_TYPE)),
+        scope.rate(calls, unguarded, promql.differs(c.ERROR_TYPE, "")),
+    )
+    calls_panel = panels.time_series(
+        scope.options,
+        panels.Heading(
+            10,
+            "Unguarded calls rate",
+            "Calls per second through a breaker that guards an async def it cannot see (pybreaker counts"
+            " the call a success when the coroutine is created, before its body runs): the breaker never"
+            " counts these calls' failures and never opens for them, however dead the dependency. Any value"
+            " here is a misuse (finding breaker_blind_to_async, alert ResilienceMisuse): use an"
+            " asyncio-aware breaker. Their real failures are in the next panel. " + rate_note,
+            panels.Grid(0, 24, 12, 8),
+        ),
+        "ops",
+    ).with_target(panels.query(scope.options, by_breaker, promql.legend(c.BREAKER_NAME)))
+    failures_panel = panels.time_series(
+        scope.options,
+        panels.Heading(
+            11,
+            "Unguarded call failures by error type",
+            "Unguarded calls per second whose awaited body raised, by breaker and exception type: the"
+            " failures the breaker did not see. A dependency that is down shows here while its breaker"
+            " stays closed. Cancellations (the caller's choice, such as a timeout) show under their own"
+            " type. " + rate_note,
+            panels.Grid(12, 24, 12, 8),
+        ),
+        "ops",
+    ).with_target(
+        panels.query(
+            scope.options, by_error, promql.legend(c.BREAKER_NAME, " ") + promql.legend(c.ERROR_TYPE)
+        )
+    )
+    return calls_panel, failures_panel

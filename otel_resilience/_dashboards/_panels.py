@@ -92,8 +92,15 @@ def datasource(options: DashboardOptions) -> model.DataSourceRef:
 
 
 def query(
-    options: DashboardOptions, expr: str, legend: str, ref_id: str = "A", *, instant: bool = False
+    options: DashboardOptions,
+    expr: str,
+    legend: str,
+    ref_id: str = "A",
+    *,
+    instant: bool = False,
+    exemplars: bool = False,
 ) -> prometheus.Dataquery:
+    """A Prometheus query; ``exemplars`` shows the traces of recorded durations as points on the panel."""
     target = (
         prometheus.Dataquery()
         .datasource(datasource(options))
@@ -103,6 +110,8 @@ def query(
         .legend_format(legend)
         .ref_id(ref_id)
     )
+    if exemplars:
+        target = target.exemplar(True)
     return target.instant() if instant else target.range()
 
 
@@ -256,6 +265,38 @@ def rate_by_outcome(
     )
 
 
+def diagnostics(scope: promql.Scope, panel_id: int, grid: Grid) -> timeseries.Panel:
+    """Misuse findings per minute, by finding and the breaker or operation it is about (both dashboards)."""
+    subjects = (promql.label(contract.BREAKER_NAME), promql.label(contract.RETRY_NAME))
+    findings = promql.aggregate(
+        "sum",
+        (promql.label(contract.DIAGNOSTIC), *subjects),
+        scope.rate(promql.series(contract.DIAGNOSTICS)),
+    )
+    heading = Heading(
+        panel_id,
+        "Diagnostics: misused resilience code",
+        "Calls and operations per minute affected by a misuse the instrumentation found, by finding and by"
+        " the breaker or operation it is about: "
+        + ", ".join(
+            f"{finding.value} ({contract.FINDING_GUIDES[finding].wrong})" for finding in contract.Finding
+        )
+        + ". Each is logged once as a WARNING on logger otel_resilience saying what to do instead;"
+        " docs/diagnostics.md has an example and the fix for each. Alert: ResilienceMisuse. "
+        + scope.rate_note,
+        grid,
+    )
+    legend = (
+        promql.legend(contract.DIAGNOSTIC)
+        + " "
+        + promql.legend(contract.BREAKER_NAME)
+        + promql.legend(contract.RETRY_NAME)
+    )
+    return time_series(scope.options, heading, "opm", bars=True, stacked=True).with_target(
+        query(scope.options, promql.per_minute(findings), legend)
+    )
+
+
 def quantiles(
     scope: promql.Scope,
     heading: Heading,
@@ -267,7 +308,8 @@ def quantiles(
 ) -> timeseries.Panel:
     """Quantiles of a histogram per name, one query per ``(legend suffix, quantile)`` of ``levels``.
 
-    ``whole_numbers`` rounds up (attempt counts); otherwise the unit is the histogram's seconds.
+    ``whole_numbers`` rounds up (attempt counts); otherwise the unit is the histogram's seconds, and
+    the first query shows the durations' exemplars: a click leads to the trace of a slow call.
     """
     panel = time_series(
         scope.options,
@@ -280,9 +322,9 @@ def quantiles(
         expr = promql.quantile(level, (scope.name_label,), bucket_rate)
         if whole_numbers:
             expr = promql.wrap("ceil", expr)
-        panel.with_target(
-            query(scope.options, expr, promql.legend(scope.name_attribute, f" {suffix}"), ref_id)
-        )
+        legend = promql.legend(scope.name_attribute, f" {suffix}")
+        exemplars = not whole_numbers and ref_id == "A"
+        panel.with_target(query(scope.options, expr, legend, ref_id, exemplars=exemplars))
     return panel
 
 

@@ -174,6 +174,7 @@ def build(options: DashboardOptions) -> model.Dashboard:
                 c.RETRY_ATTEMPT_DURATION,
             ),
             _top_operations(scope),
+            panels.diagnostics(scope, 9, panels.Grid(0, 33, 24, 8)),
         ],
     )
 

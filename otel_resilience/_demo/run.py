@@ -9,6 +9,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from otel_resilience._demo import setup
+from otel_resilience._demo.dependencies import DependencyOptions
 from otel_resilience._demo.simulation import Simulation
 from otel_resilience._demo.truth import compare, expected_totals, observed_totals
 from otel_resilience._demo.view import View
@@ -17,9 +18,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 
-def _storage_factory(redis_url: str | None) -> Any:
+def _options(redis_url: str | None) -> DependencyOptions:
     if redis_url is None:
-        return lambda name: None
+        return DependencyOptions()
     import redis
 
     client = redis.Redis.from_url(redis_url)
@@ -30,7 +31,7 @@ def _storage_factory(redis_url: str | None) -> Any:
             return None
         return pybreaker.CircuitRedisStorage(pybreaker.STATE_CLOSED, client, namespace="otel-resilience-demo")
 
-    return storage
+    return DependencyOptions(storage_factory=storage)
 
 
 def _points(reader: InMemoryMetricReader) -> Iterator[tuple[str, Any, float]]:
@@ -67,7 +68,7 @@ def run_demo(
         reader = setup.setup_embedded()
         telemetry = "in-process reader (use --otlp ENDPOINT to export)"
 
-    simulation = Simulation(seed=seed, rate=rate, storage_factory=_storage_factory(redis_url))
+    simulation = Simulation(seed=seed, rate=rate, options=_options(redis_url))
     view = View(simulation, duration, telemetry)
     truth = simulation.run(duration, view.tick).as_json()
     view.tick(1.0)

@@ -9,7 +9,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.util._importlib_metadata import entry_points
+from opentelemetry.util._importlib_metadata import EntryPoint, entry_points
 
 _DISTRIBUTION = "otel-resilience"
 _OTLP_VARIABLES = (
@@ -21,12 +21,17 @@ _OTLP_VARIABLES = (
 )
 
 
+def _our_entry_points() -> list[EntryPoint]:
+    return [
+        entry_point
+        for entry_point in entry_points(group="opentelemetry_instrumentor")
+        if entry_point.dist is not None and entry_point.dist.name == _DISTRIBUTION
+    ]
+
+
 def already_instrumented() -> bool:
     """True under ``opentelemetry-instrument``, which loaded our entry points before the demo ran."""
-    from otel_resilience.pybreaker import PyBreakerInstrumentor
-    from otel_resilience.tenacity import TenacityInstrumentor
-
-    return any(i.is_instrumented_by_opentelemetry for i in (PyBreakerInstrumentor(), TenacityInstrumentor()))
+    return any(entry_point.load()().is_instrumented_by_opentelemetry for entry_point in _our_entry_points())
 
 
 def wants_otlp() -> bool:
@@ -55,8 +60,7 @@ def setup_embedded() -> InMemoryMetricReader:
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader], resource=resource))
     trace.set_tracer_provider(TracerProvider(resource=resource))
     disabled = {n.strip() for n in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
-    for entry_point in entry_points(group="opentelemetry_instrumentor"):
-        ours = entry_point.dist is not None and entry_point.dist.name == _DISTRIBUTION
-        if ours and entry_point.name not in disabled:
+    for entry_point in _our_entry_points():
+        if entry_point.name not in disabled:
             entry_point.load()().instrument()
     return reader

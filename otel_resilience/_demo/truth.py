@@ -23,6 +23,7 @@ TOTALS_BY: dict[str, tuple[str, ...]] = {
     c.RETRY_ATTEMPTS_METRIC.name: (c.RETRY_NAME, c.OUTCOME),
     c.RETRY_ATTEMPT_DURATION.name: (c.RETRY_NAME, c.OUTCOME),
     c.RETRY_BACKOFF_DURATION.name: (c.RETRY_NAME,),
+    c.DIAGNOSTICS.name: (c.DIAGNOSTIC, c.BREAKER_NAME, c.RETRY_NAME),
 }
 """For histograms the total is the observation count."""
 
@@ -33,6 +34,10 @@ def _key(metric: str, **attributes: str) -> Key:
 
 def expected_totals(truth: Mapping[str, Any]) -> dict[Key, float]:
     """Every total the telemetry must show for a run with this ground truth."""
+    return {**_expected_breakers(truth), **_expected_operations(truth), **_expected_diagnostics(truth)}
+
+
+def _expected_breakers(truth: Mapping[str, Any]) -> dict[Key, float]:
     expected: dict[Key, float] = {}
     for name, breaker in truth["breakers"].items():
         for outcome, count in breaker["calls"].items():
@@ -45,6 +50,11 @@ def expected_totals(truth: Mapping[str, Any]) -> dict[Key, float]:
         for state in c.BreakerState:
             series = _key(c.BREAKER_STATUS.name, **{c.BREAKER_NAME: name, c.BREAKER_STATE: state.value})
             expected[series] = 1 if state.value == breaker["final_state"] else 0
+    return expected
+
+
+def _expected_operations(truth: Mapping[str, Any]) -> dict[Key, float]:
+    expected: dict[Key, float] = {}
     for name, operation in truth["operations"].items():
         for outcome, count in operation["calls"].items():
             for metric in (c.RETRY_CALLS.name, c.RETRY_CALL_DURATION.name, c.RETRY_CALL_ATTEMPTS.name):
@@ -54,6 +64,17 @@ def expected_totals(truth: Mapping[str, Any]) -> dict[Key, float]:
                 expected[_key(metric, **{c.RETRY_NAME: name, c.OUTCOME: outcome})] = count
         if operation["sleeps"]:
             expected[_key(c.RETRY_BACKOFF_DURATION.name, **{c.RETRY_NAME: name})] = operation["sleeps"]
+    return expected
+
+
+def _expected_diagnostics(truth: Mapping[str, Any]) -> dict[Key, float]:
+    expected: dict[Key, float] = {}
+    for finding, names in truth.get("diagnostics", {}).items():
+        subject = c.FINDING_GUIDES[c.Finding(finding)].subject
+        for name, count in names.items():
+            # Observed totals spell an absent attribute "None": a finding has one subject of the two.
+            attributes = {c.DIAGNOSTIC: finding, c.BREAKER_NAME: "None", c.RETRY_NAME: "None", subject: name}
+            expected[_key(c.DIAGNOSTICS.name, **attributes)] = count
     return expected
 
 

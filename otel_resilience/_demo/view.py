@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from otel_resilience._demo.simulation import Simulation
 
 _CLEAR = "\x1b[H\x1b[2J"
-_STATE_COLOURS = {"closed": "\x1b[32m", "open": "\x1b[31m", "half-open": "\x1b[33m"}
+_STATE_COLOURS = {"closed": "\x1b[32m", "open": "\x1b[31m", "half_open": "\x1b[33m"}
 _RESET = "\x1b[0m"
 
 
@@ -38,9 +38,7 @@ class View:
         self._out.flush()
 
     def progress_line(self, progress: float) -> str:
-        states = ", ".join(
-            f"{d.profile.name} {d.breaker.current_state}" for d in self._simulation.dependencies
-        )
+        states = ", ".join(f"{d.name} {d.state()}" for d in self._simulation.dependencies)
         operations = sum(sum(d.operation_books.calls.values()) for d in self._simulation.dependencies)
         return f"[{progress * self._duration:5.1f}/{self._duration:.0f} s] {operations} operations; {states}"
 
@@ -51,28 +49,34 @@ class View:
             f"otel-resilience demo  seed {self._simulation.seed}  telemetry: {self._telemetry}",
             f"[{'#' * done}{'.' * (width - done)}] {progress * self._duration:5.1f} / {self._duration:.0f} s",
             "",
-            f"{'breaker':<11}{'state':<11}{'calls':>7}{'success':>9}{'failure':>9}{'rejected':>10}"
-            f"{'ignored':>9}{'transitions':>13}",
+            f"{'breaker':<16}{'state':<11}{'calls':>7}{'success':>9}{'failure':>9}{'rejected':>10}"
+            f"{'ignored':>9}{'unguarded':>11}{'transitions':>13}",
         ]
         for dependency in self._simulation.dependencies:
             books = dependency.breaker_books
-            state = dependency.breaker.current_state
+            state = dependency.state()
             colour = _STATE_COLOURS.get(state, "") if self._live else ""
             lines.append(
-                f"{dependency.profile.name:<11}{colour}{state:<11}{_RESET if colour else ''}"
+                f"{dependency.name:<16}{colour}{state:<11}{_RESET if colour else ''}"
                 f"{sum(books.calls.values()):>7}{books.calls['success']:>9}{books.calls['failure']:>9}"
-                f"{books.calls['rejected']:>10}{books.calls['ignored']:>9}{sum(books.transitions.values()):>13}"
+                f"{books.calls['rejected']:>10}{books.calls['ignored']:>9}{books.calls['unguarded']:>11}"
+                f"{sum(books.transitions.values()):>13}"
             )
         lines += [
             "",
-            f"{'operation':<22}{'ops':>6}{'1st try':>9}{'retried':>9}{'failed':>8}{'exhausted':>11}"
+            f"{'operation':<27}{'ops':>6}{'1st try':>9}{'retried':>9}{'failed':>8}{'exhausted':>11}"
             f"{'attempts':>10}{'sleeps':>8}",
         ]
         for name, operation in self._simulation.truth.operations.items():
             calls = operation.calls
             lines.append(
-                f"{name:<22}{sum(calls.values()):>6}{calls['success_without_retry']:>9}"
+                f"{name:<27}{sum(calls.values()):>6}{calls['success_without_retry']:>9}"
                 f"{calls['success_with_retry']:>9}{calls['failed_without_retry']:>8}"
                 f"{calls['failed_with_retry']:>11}{sum(operation.attempts.values()):>10}{operation.sleeps:>8}"
             )
+        findings = self._simulation.truth.diagnostics
+        if findings:
+            lines += ["", "diagnostics (misuse found; docs/diagnostics.md)"]
+            for finding, names in findings.items():
+                lines += [f"  {finding}: {name} x{count}" for name, count in names.items()]
         return "\n".join(lines)

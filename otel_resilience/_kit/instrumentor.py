@@ -25,7 +25,7 @@ from otel_resilience._kit.deferred import run_deferred
 from otel_resilience._kit.faults import contain, logger
 from otel_resilience._kit.instruments import activate, deactivate
 from otel_resilience._kit.patching import Patches, PatchPlan
-from otel_resilience._kit.settings import resolve_settings
+from otel_resilience._kit.settings import render_args, resolve_settings
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -60,7 +60,7 @@ class LibraryInstrumentor(BaseInstrumentor, Generic[InfoT]):  # type: ignore[mis
     patches_module: ClassVar[str]
     """The module that patches the library (importing it imports the library)."""
 
-    def instrument(
+    def instrument(  # noqa: D417 - the options' Args lines are generated from the settings module
         self,
         *,
         tracer_provider: TracerProvider | None = None,
@@ -74,23 +74,17 @@ class LibraryInstrumentor(BaseInstrumentor, Generic[InfoT]):  # type: ignore[mis
     ) -> None:
         """Instrument the library: every object of it, created before or after this call.
 
+        An invalid value never stops the application: it is replaced by the default with one
+        warning. Instrumenting twice does nothing the second time. Under ``opentelemetry-instrument``,
+        ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=<library>`` leaves a library uninstrumented, and
+        ``opentelemetry.instrumentation.utils.suppress_instrumentation()`` leaves out what runs inside
+        it. The options' reference: ``docs/options.md``.
+
         Args:
-            tracer_provider: where spans go; the global provider when None.
-            meter_provider: where metrics go; the global provider when None.
-            metrics_only: no spans or span events, metrics only
-                (``OTEL_PYTHON_RESILIENCE_METRICS_ONLY`` when None; default false).
-            span_hook: ``hook(span, info)``, called before each span of ours ends, with a frozen
-                dataclass describing the call; add attributes here.
-            max_names: the cardinality cap on distinct names of this library's breakers,
-                operations or machines (``OTEL_PYTHON_RESILIENCE_MAX_NAMES`` when None; default 200).
-            exception_messages: false records only exceptions' types on spans
-                (``OTEL_PYTHON_RESILIENCE_EXCEPTION_MESSAGES`` when None; default true).
+            {args}
             skip_dep_check: skip the check that a supported version of the library is installed
                 (``opentelemetry-instrument`` passes true; each library is still checked here).
             raise_exception_on_conflict: raise instead of logging when that check fails.
-
-        An invalid value never stops the application: it is replaced by the default with one
-        warning. Instrumenting twice does nothing the second time.
 
         """
         super().instrument(
@@ -103,6 +97,9 @@ class LibraryInstrumentor(BaseInstrumentor, Generic[InfoT]):  # type: ignore[mis
             skip_dep_check=skip_dep_check,
             raise_exception_on_conflict=raise_exception_on_conflict,
         )
+
+    # The options' lines come from the one reference, the settings module.
+    instrument.__doc__ = (instrument.__doc__ or "").format(args=("\n" + " " * 12).join(render_args()))
 
     def instrumentation_dependencies(self) -> Collection[str]:
         """The library versions this instrumentation supports."""

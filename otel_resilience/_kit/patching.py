@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 """A wrapt wrapper: ``(wrapped, instance, args, kwargs)``."""
-PatchTarget = tuple[type, str, Wrapper]
-"""(class, attribute, wrapper)."""
+PatchTarget = tuple["type | ModuleType", str, Wrapper]
+"""(class or module, attribute, wrapper)."""
 Observer = Callable[[Any, tuple[Any, ...], dict[str, Any], Any], None]
 """``observe(instance, args, kwargs, result)``: what a patch does after the original returned."""
 
@@ -51,7 +54,7 @@ class Patches:
     """The patches one instrumentor installed, so that :meth:`remove_all` restores every original."""
 
     def __init__(self) -> None:
-        self._installed: list[tuple[type, str]] = []
+        self._installed: list[tuple[type | ModuleType, str]] = []
         self._late: list[PatchTarget] | None = None
         self._lock = threading.Lock()  # late patches are installed from whichever thread records first
 

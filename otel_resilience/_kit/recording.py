@@ -80,6 +80,16 @@ class Recorder(Generic[InfoT]):
             report_fault("span_hook", fault)
 
 
+def exemplar_context(span: Span | None) -> Context | None:
+    """The context a duration is recorded in, so that its exemplar names ``span``.
+
+    The SDK's trace-based exemplar filter takes the trace and span of this context: with the span of
+    the call or attempt measured, a latency panel leads to that very span. Without one (metrics
+    only), the current context: the application's own span.
+    """
+    return None if span is None else trace.set_span_in_context(span)
+
+
 def make_current(span: Span) -> object:
     """Make ``span`` the current span, so that the application's spans become its children."""
     return context.attach(trace.set_span_in_context(span))

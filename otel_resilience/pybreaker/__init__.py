@@ -2,16 +2,51 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``pybreaker`` (group ``opentelemetry_instrumentor``) instruments every breaker::
+Every code block of this guide runs in the tests, in order, in one folder. An application with a
+breaker:
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: checkout.py
 
-Or instrument in code, before or after the breakers are created::
+   import pybreaker
 
-    from otel_resilience.pybreaker import PyBreakerInstrumentor
+   inventory = pybreaker.CircuitBreaker(fail_max=2, reset_timeout=30, name="inventory")
+   print(inventory.call(lambda: "in stock"))
 
-    PyBreakerInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``pybreaker`` (group
+``opentelemetry_instrumentor``) instruments every breaker. The console exporters show the spans and
+metrics here; without them they go over OTLP. ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker``
+turns this instrumentation off, and ``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true`` keeps metrics only:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python checkout.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker opentelemetry-instrument python checkout.py
+   OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true opentelemetry-instrument python checkout.py
+
+Or instrument in code, before or after the breakers are created. A ``span_hook`` receives each call's
+span and a frozen :class:`BreakerCallInfo` before the span ends; ``exception_messages=False`` records
+exception types only, not their messages (which can carry user data); ``metrics_only=True`` records no
+spans at all:
+
+.. code-block:: python
+
+   import pybreaker
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
+
+
+   def add_state(span: Span, info: BreakerCallInfo) -> None:
+       span.set_attribute("app.breaker.fail_max", info.breaker.fail_max)
+
+
+   instrumentor = PyBreakerInstrumentor()
+   instrumentor.instrument(tracer_provider=TracerProvider(), span_hook=add_state, exception_messages=False)
+   pybreaker.CircuitBreaker(name="inventory").call(len, "stock")
+   instrumentor.uninstrument()
+   instrumentor.instrument(metrics_only=True)
 
 What you get
 ------------
@@ -54,21 +89,10 @@ holds them (``module.variable``), else ``unknown``. Set ``name=`` for names that
 
 Options
 -------
-``instrument()`` takes the options every instrumentor of this package takes (its docstring and the
-README's options table list them, with their environment variables): ``tracer_provider``,
-``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names`` and ``exception_messages``.
-Here ``max_names`` caps distinct breaker names, and ``span_hook(span, info)`` receives a
-:class:`BreakerCallInfo` before each breaker call span ends::
-
-    from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
-
-    def add_fail_max(span, info: BreakerCallInfo) -> None:
-        span.set_attribute("app.breaker.fail_max", info.breaker.fail_max)
-
-    PyBreakerInstrumentor().instrument(span_hook=add_fail_max)
-
-Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=pybreaker`` (under ``opentelemetry-instrument``);
-``suppress_instrumentation()`` leaves out the calls that start inside it.
+The options every instrumentor of this package takes, with their environment variables, are in
+``docs/options.md`` (and ``instrument()``'s docstring). Here ``max_names`` caps distinct breaker names,
+and the span hook's ``info`` is a :class:`BreakerCallInfo`. ``suppress_instrumentation()`` leaves out the
+calls that start inside it.
 
 Guarantees
 ----------

@@ -24,7 +24,7 @@ from otel_resilience._kit.faults import contain, logger, report_fault
 from otel_resilience._kit.instances import InstanceRegistry
 from otel_resilience._kit.instruments import create_instrument, create_observable
 from otel_resilience._kit.names import AttributeSets, NameRegistry, function_name
-from otel_resilience._kit.recording import Recorder, make_current, restore
+from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
 from otel_resilience.contract import (
     ABANDONED_EVENT,
     BREAKER_CALL_DURATION,
@@ -58,6 +58,8 @@ STATES = {
 _SKIPPED_PACKAGES = ("pybreaker", "wrapt", "otel_resilience", "contextlib")
 _REJECTED_ERROR = error_type(pybreaker.CircuitBreakerError())
 _UNGUARDED = BreakerOutcome.UNGUARDED.value
+_REJECTED = BreakerOutcome.REJECTED.value
+_ERROR = Status(StatusCode.ERROR)  # read-only: one for every span
 _CLOSED, _OPEN, _HALF_OPEN = (
     s.value for s in (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
 )
@@ -220,8 +222,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
             etype = None if error is None else error_type(error)
             attributes = self.call_attributes.get(call.name, call.state, outcome, etype)
             self.calls.add(1, attributes)
-            self.duration.record(elapsed, attributes)
             span = call.span
+            self.duration.record(elapsed, attributes, exemplar_context(span))
             if span is not None:
                 self._end_span(span, call, outcome, error, attributes, end_time)
         except Exception as fault:
@@ -238,10 +240,12 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
     ) -> None:
         span.set_attributes(attributes)
         if error is not None:
-            record_exception(span, error, messages=self.exception_messages)
+            # A rejection ran nothing: its stack says only where pybreaker raised it.
+            rejected = outcome == _REJECTED
+            record_exception(span, error, messages=self.exception_messages, stack=not rejected)
             # An excluded exception is not the call's failure, and a cancellation is the caller's choice.
             if outcome != BreakerOutcome.IGNORED.value and not is_cancellation(error):
-                span.set_status(Status(StatusCode.ERROR))
+                span.set_status(_ERROR)
         self.call_hook(span, lambda: BreakerCallInfo(call.breaker, call.name, call.state, outcome, error))
         span.end(end_time)
 

@@ -2,16 +2,62 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``tenacity`` (group ``opentelemetry_instrumentor``) instruments every retry::
+Every code block of this guide runs in the tests, in order, in one folder. An application whose
+price lookup fails twice, then answers:
 
-    opentelemetry-instrument --service_name checkout python app.py
+.. code-block:: python
+   :caption: prices.py
 
-Or instrument in code, before or after the retrying objects and decorated functions are created::
+   import tenacity
 
-    from otel_resilience.tenacity import TenacityInstrumentor
+   answers = iter([TimeoutError("slow"), TimeoutError("slow"), 4.2])
 
-    TenacityInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+
+   @tenacity.retry(stop=tenacity.stop_after_attempt(3), wait=tenacity.wait_fixed(0.01))
+   def price() -> float:
+       answer = next(answers)
+       if isinstance(answer, Exception):
+           raise answer
+       return answer
+
+
+   print(price())
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``tenacity`` (group
+``opentelemetry_instrumentor``) instruments every retry: one operation span with three attempt
+children here, printed by the console exporters (over OTLP without them).
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tenacity`` turns it off, ``OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true``
+keeps metrics only:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python prices.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tenacity opentelemetry-instrument python prices.py
+   OTEL_PYTHON_RESILIENCE_METRICS_ONLY=true opentelemetry-instrument python prices.py
+
+Or instrument in code, before or after the retrying objects and decorated functions are created. A
+``span_hook`` receives each operation and attempt span with a frozen :class:`RetryCallInfo` before it
+ends; ``exception_messages=False`` records exception types only, not their messages;
+``metrics_only=True`` records no spans:
+
+.. code-block:: python
+
+   import tenacity
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
+
+
+   def mark_retries(span: Span, info: RetryCallInfo) -> None:
+       span.set_attribute("app.retried", info.attempts > 1)
+
+
+   instrumentor = TenacityInstrumentor()
+   instrumentor.instrument(tracer_provider=TracerProvider(), span_hook=mark_retries, exception_messages=False)
+   tenacity.Retrying(stop=tenacity.stop_after_attempt(2))(len, "ok")
+   instrumentor.uninstrument()
+   instrumentor.instrument(metrics_only=True)
 
 Every way of using tenacity is covered: ``@retry`` on functions and coroutine functions,
 ``Retrying(...)(fn)``, ``fn.retry_with(...)``, ``for attempt in Retrying(...): with attempt:``
@@ -70,21 +116,9 @@ module level): the same in every process running the same code.
 
 Options
 -------
-``instrument()`` takes the options every instrumentor of this package takes (its docstring and the
-README's options table list them, with their environment variables): ``tracer_provider``,
-``meter_provider``, ``metrics_only``, ``span_hook``, ``max_names`` and ``exception_messages``.
-Here ``max_names`` caps distinct operation names, ``metrics_only`` also means no context
-changes, and ``span_hook(span, info)`` receives a :class:`RetryCallInfo` before each operation
-and attempt span ends::
-
-    from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
-
-    def add_attempt_kind(span, info: RetryCallInfo) -> None:
-        span.set_attribute("app.retry.first_attempt", info.attempt == 1)
-
-    TenacityInstrumentor().instrument(span_hook=add_attempt_kind)
-
-Turned off by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=tenacity`` (under ``opentelemetry-instrument``);
+The options every instrumentor of this package takes, with their environment variables, are in
+``docs/options.md`` (and ``instrument()``'s docstring). Here ``max_names`` caps distinct operation names,
+``metrics_only`` also means no context changes, and the span hook's ``info`` is a :class:`RetryCallInfo`.
 ``suppress_instrumentation()`` leaves out the operations that start inside it.
 
 Guarantees

@@ -55,7 +55,7 @@ from otel_resilience._kit.exceptions import error_type, record_exception
 from otel_resilience._kit.faults import report_fault
 from otel_resilience._kit.instruments import create_instrument
 from otel_resilience._kit.names import AttributeSets, NameRegistry, code_site, function_name
-from otel_resilience._kit.recording import Recorder, make_current, restore
+from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
 from otel_resilience.contract import (
     BACKOFF_EVENT,
     ERROR_TYPE,
@@ -467,7 +467,9 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         outcome = _FAILURE if failed else _SUCCESS
         attributes = self.result_attributes.get(operation.name, outcome, operation.last_error)
         self.attempts.add(1, attributes)
-        self.attempt_duration.record(ended - operation.attempt_started, attributes)
+        self.attempt_duration.record(
+            ended - operation.attempt_started, attributes, exemplar_context(operation.attempt_span)
+        )
         if backoff is not None:
             self.backoff.record(backoff, self.result_attributes.get(operation.name))
         span, operation.attempt_span = operation.attempt_span, None
@@ -508,7 +510,7 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         outcome = _OUTCOMES[failed, attempts > 1]
         attributes = self.result_attributes.get(operation.name, outcome, etype)
         self.calls.add(1, attributes)
-        self.call_duration.record(elapsed, attributes)
+        self.call_duration.record(elapsed, attributes, operation.parent)  # the operation span's context
         self.call_attempts.record(attempts, self.result_attributes.get(operation.name, outcome))
         span = operation.span
         if span is None:

@@ -10,14 +10,39 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from automat import NoTransition
+from automat import MethodicalMachine, NoTransition
 
 from otel_resilience import contract as c
 from otel_resilience.automat import AutomatInstrumentor
-from tests.conftest import Telemetry, options_fixture
-from tests.unit.test_automat import DOOR, Door
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(AutomatInstrumentor)
+
+
+class Door:
+    _machine = MethodicalMachine()
+
+    @_machine.state(initial=True)
+    def closed(self) -> None:
+        "closed"
+
+    @_machine.state()
+    def opened(self) -> None:
+        "opened"
+
+    @_machine.input()
+    def open(self) -> None:
+        "open"
+
+    @_machine.input()
+    def close(self) -> None:
+        "close"
+
+    closed.upon(open, enter=opened, outputs=[])
+    opened.upon(close, enter=closed, outputs=[])
+
+
+DOOR = f"{__name__}.Door"
 THREADS = 8
 ROUNDS = 300
 

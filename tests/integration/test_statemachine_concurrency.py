@@ -14,7 +14,7 @@ from statemachine import State, StateChart
 
 from otel_resilience import contract as c
 from otel_resilience.statemachine import StateMachineInstrumentor
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(StateMachineInstrumentor)
 THREADS = 8

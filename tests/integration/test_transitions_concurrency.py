@@ -10,7 +10,7 @@ from transitions.extensions import LockedMachine
 
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(TransitionsInstrumentor)
 THREADS = 8

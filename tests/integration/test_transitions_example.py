@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from otel_resilience import contract as c
-from tests.console_output import run_instrumented
+from tests.support.console_output import run_instrumented
 
 JAM = "__main__.LabelPrinterJam"
 MACHINE_ERROR = "transitions.core.MachineError"

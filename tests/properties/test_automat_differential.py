@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from otel_resilience import contract as c
 from otel_resilience.automat import AutomatInstrumentor
-from tests.conftest import instrumented
+from tests.support.telemetry import instrumented
 
 STATES = ["a", "b", "c"]
 INPUTS = ["x", "y", "z"]

@@ -19,7 +19,7 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from otel_resilience import contract as c
 from otel_resilience.statemachine import StateMachineInstrumentor
-from tests.conftest import instrumented
+from tests.support.telemetry import instrumented
 
 STATES = ["a", "b", "c"]
 EVENTS = ["x", "y", "z", "cycle"]

@@ -18,7 +18,7 @@ from transitions import Machine, MachineError
 
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor
-from tests.conftest import instrumented
+from tests.support.telemetry import instrumented
 
 STATES = ["a", "b", "c"]
 TRIGGERS = ["go", "back", "stay"]

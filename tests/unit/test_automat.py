@@ -12,7 +12,7 @@ from opentelemetry import trace
 
 from otel_resilience import contract as c
 from otel_resilience.automat import AutomatInstrumentor, TriggerInfo
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(AutomatInstrumentor)
 TRIGGER_KEYS = (c.STATEMACHINE_TRIGGER, c.STATEMACHINE_PREVIOUS_STATE, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE)

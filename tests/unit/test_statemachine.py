@@ -16,7 +16,7 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from otel_resilience import contract as c
 from otel_resilience.statemachine import StateMachineInstrumentor, TriggerInfo
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(StateMachineInstrumentor)
 TRIGGER_KEYS = (c.STATEMACHINE_TRIGGER, c.STATEMACHINE_PREVIOUS_STATE, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE)

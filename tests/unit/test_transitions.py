@@ -16,7 +16,7 @@ from transitions.extensions.asyncio import AsyncEvent, AsyncMachine, Hierarchica
 
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor, TriggerInfo
-from tests.conftest import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(TransitionsInstrumentor)
 TRIGGER_KEYS = (

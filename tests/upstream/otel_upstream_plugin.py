@@ -26,6 +26,8 @@ INSTRUMENTORS = {
     "transitions": ("otel_resilience.transitions", "TransitionsInstrumentor"),
     "automat": ("otel_resilience.automat", "AutomatInstrumentor"),
     "statemachine": ("otel_resilience.statemachine", "StateMachineInstrumentor"),
+    "backoff": ("otel_resilience.backoff", "BackoffInstrumentor"),
+    "purgatory": ("otel_resilience.purgatory", "PurgatoryInstrumentor"),
 }
 _spans = InMemorySpanExporter()
 _reader = InMemoryMetricReader()

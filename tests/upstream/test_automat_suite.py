@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from tests.upstream.suites import ROOT, assert_same_counts_and_active, run_suite, summary
+from tests.support.upstream_suites import ROOT, assert_same_counts_and_active, run_suite, summary
 
 VERSION = "25.4.16"
 ARGUMENTS = ["--pyargs", "automat._test", "-W", "error::pytest.PytestUnraisableExceptionWarning"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from tests.upstream.suites import assert_same_counts_and_active, run_suite, summary, unpacked_sdist
+from tests.support.upstream_suites import assert_same_counts_and_active, run_suite, summary, unpacked_sdist
 
 VERSION = "0.9.3"
 ARGUMENTS = ["tests", "-p", "no:asyncio", "-W", "error::pytest.PytestUnraisableExceptionWarning"]
