@@ -104,9 +104,19 @@ DependencyFactory = Callable[[random.Random, "GroundTruth", DependencyOptions], 
 
 
 def _registry() -> list[DependencyFactory]:
-    from otel_resilience._demo.dependencies import async_pybreaker, backoff_purgatory, pybreaker_tenacity
+    from otel_resilience._demo.dependencies import (
+        async_pybreaker,
+        backoff_purgatory,
+        orders_transitions,
+        pybreaker_tenacity,
+    )
 
-    return [pybreaker_tenacity.dependencies, async_pybreaker.dependencies, backoff_purgatory.dependencies]
+    return [
+        pybreaker_tenacity.dependencies,
+        async_pybreaker.dependencies,
+        backoff_purgatory.dependencies,
+        orders_transitions.dependencies,
+    ]
 
 
 DEPENDENCIES: list[DependencyFactory] = _registry()
