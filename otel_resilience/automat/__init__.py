@@ -2,11 +2,72 @@
 
 Usage
 -----
-Under ``opentelemetry-instrument`` the entry point ``automat`` instruments every machine; in code::
+Every code block of this guide runs in the tests, in order, in one folder. A turnstile that
+refuses a push while locked:
 
-    from otel_resilience.automat import AutomatInstrumentor
+.. code-block:: python
+   :caption: turnstile.py
 
-    AutomatInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+   from automat import MethodicalMachine, NoTransition
+
+
+   class Turnstile:
+       _machine = MethodicalMachine()
+
+       @_machine.state(initial=True)
+       def locked(self) -> None:
+           "locked"
+
+       @_machine.state()
+       def unlocked(self) -> None:
+           "unlocked"
+
+       @_machine.input()
+       def coin(self) -> None:
+           "a coin"
+
+       @_machine.input()
+       def push(self) -> None:
+           "a push"
+
+       locked.upon(coin, enter=unlocked, outputs=[])
+       unlocked.upon(push, enter=locked, outputs=[])
+
+
+   turnstile = Turnstile()
+   try:
+       turnstile.push()  # locked: refused
+   except NoTransition:
+       print("refused")
+   turnstile.coin()
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``automat`` instruments
+every machine; spans ``turnstile.Turnstile push`` (refused) and ``turnstile.Turnstile coin`` here.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=automat`` turns it off:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python turnstile.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=automat opentelemetry-instrument python turnstile.py
+
+Or instrument in code, before or after the machines are declared, with a ``span_hook`` receiving a
+frozen :class:`TriggerInfo`:
+
+.. code-block:: python
+
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.automat import AutomatInstrumentor, TriggerInfo
+
+
+   def add_input(span: Span, info: TriggerInfo) -> None:
+       span.set_attribute("app.input", info.trigger)
+
+
+   AutomatInstrumentor().instrument(tracer_provider=TracerProvider(), span_hook=add_input)
+
+   import turnstile  # noqa: F401 - its inputs are recorded
 
 What you get
 ------------

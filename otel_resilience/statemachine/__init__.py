@@ -2,12 +2,61 @@
 
 Usage
 -----
-Under ``opentelemetry-instrument`` the entry point ``statemachine`` instruments every machine; in
-code::
+Every code block of this guide runs in the tests, in order, in one folder. A traffic light whose
+``go`` is blocked by its guard:
 
-    from otel_resilience.statemachine import StateMachineInstrumentor
+.. code-block:: python
+   :caption: light.py
 
-    StateMachineInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+   from statemachine import State, StateMachine
+   from statemachine.exceptions import TransitionNotAllowed
+
+
+   class TrafficLight(StateMachine):
+       red = State(initial=True)
+       green = State()
+
+       go = red.to(green, cond="road_clear")
+       stop = green.to(red)
+
+       road_clear = False
+
+
+   light = TrafficLight()
+   try:
+       light.go()  # the guard says no: blocked
+   except TransitionNotAllowed:
+       print("blocked")
+   light.road_clear = True
+   light.go()
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``statemachine``
+instruments every machine; spans ``light.TrafficLight go`` (blocked, then transitioned) here.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=statemachine`` turns it off:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python light.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=statemachine opentelemetry-instrument python light.py
+
+Or instrument in code, before or after the machines are made, with a ``span_hook`` receiving a
+frozen :class:`TriggerInfo`:
+
+.. code-block:: python
+
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.statemachine import StateMachineInstrumentor, TriggerInfo
+
+
+   def add_states(span: Span, info: TriggerInfo) -> None:
+       span.set_attribute("app.state.before", info.previous_state)
+
+
+   StateMachineInstrumentor().instrument(tracer_provider=TracerProvider(), span_hook=add_states)
+
+   import light  # noqa: F401 - its events are recorded
 
 What you get
 ------------

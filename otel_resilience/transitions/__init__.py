@@ -2,16 +2,55 @@
 
 Usage
 -----
-With no code change, run the application under ``opentelemetry-instrument``: the entry point
-``transitions`` (group ``opentelemetry_instrumentor``) instruments every machine::
+Every code block of this guide runs in the tests, in order, in one folder. An application whose
+orders refuse an event that comes out of order:
 
-    opentelemetry-instrument --service_name shop python app.py
+.. code-block:: python
+   :caption: orders.py
 
-Or in code, before or after the machines and models are created::
+   from transitions import Machine, MachineError
 
-    from otel_resilience.transitions import TransitionsInstrumentor
 
-    TransitionsInstrumentor().instrument(tracer_provider=..., meter_provider=...)
+   class Order:
+       pass
+
+
+   order = Order()
+   Machine(order, states=["new", "paid"], transitions=[["pay", "new", "paid"]], initial="new", name="orders")
+   order.pay()
+   try:
+       order.pay()  # already paid: refused
+   except MachineError:
+       print("refused")
+
+With no code change, run it under ``opentelemetry-instrument``: the entry point ``transitions`` (group
+``opentelemetry_instrumentor``) instruments every machine, made before or after it; two spans
+``orders pay`` here, the second with outcome ``refused``.
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=transitions`` turns it off:
+
+.. code-block:: sh
+
+   opentelemetry-instrument --traces_exporter console --metrics_exporter console python orders.py
+   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=transitions opentelemetry-instrument python orders.py
+
+Or instrument in code, before or after the machines are made. A ``span_hook`` receives each trigger
+span with a frozen :class:`TriggerInfo` before it ends:
+
+.. code-block:: python
+
+   from opentelemetry.sdk.trace import TracerProvider
+   from opentelemetry.trace import Span
+
+   from otel_resilience.transitions import TransitionsInstrumentor, TriggerInfo
+
+
+   def add_model(span: Span, info: TriggerInfo) -> None:
+       span.set_attribute("app.order.class", type(info.model).__name__)
+
+
+   TransitionsInstrumentor().instrument(tracer_provider=TracerProvider(), span_hook=add_model)
+
+   import orders  # noqa: F401 - its triggers are recorded
 
 What you get
 ------------
@@ -39,16 +78,8 @@ leaves joined by ``,``).
 
 Options
 -------
-The options of every instrumentor of this package (``metrics_only``, ``span_hook``, ``max_names``
-caps machine names, ``exception_messages``...). ``span_hook(span, info)`` receives a
-:class:`TriggerInfo`::
-
-    from otel_resilience.transitions import TransitionsInstrumentor, TriggerInfo
-
-    def add_order(span, info: TriggerInfo) -> None:
-        span.set_attribute("app.order.id", info.model.id)
-
-    TransitionsInstrumentor().instrument(span_hook=add_order)
+The options of every instrumentor of this package (``docs/options.md``); here ``max_names`` caps
+distinct machine names.
 
 Limitations
 -----------

@@ -74,6 +74,9 @@ DOCUMENTS = {
     "otel_resilience.tenacity": lambda: rst_blocks(guide("otel_resilience.tenacity")),
     "otel_resilience.backoff": lambda: rst_blocks(guide("otel_resilience.backoff")),
     "otel_resilience.purgatory": lambda: rst_blocks(guide("otel_resilience.purgatory")),
+    "otel_resilience.transitions": lambda: rst_blocks(guide("otel_resilience.transitions")),
+    "otel_resilience.automat": lambda: rst_blocks(guide("otel_resilience.automat")),
+    "otel_resilience.statemachine": lambda: rst_blocks(guide("otel_resilience.statemachine")),
 }
 
 
