@@ -64,10 +64,10 @@ def _add_dashboards_command(commands: argparse._SubParsersAction[argparse.Argume
         # Laid out by hand: the example must stay on lines of its own.
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Write circuit-breakers.json and retries.json, Grafana dashboards built from this\n"
-            "package's telemetry contract, into DIR. With no option they are the dashboards shipped\n"
-            "in the repository's dashboards/ directory: a datasource variable, a service variable\n"
-            "listing the Prometheus jobs, and Grafana's $__rate_interval.\n\n"
+            "Write circuit-breakers.json, retries.json and state-machines.json, Grafana dashboards\n"
+            "built from this package's telemetry contract, into DIR. With no option they are the\n"
+            "dashboards shipped in the repository's dashboards/ directory: a datasource variable, a\n"
+            "service variable listing the Prometheus jobs, and Grafana's $__rate_interval.\n\n"
             "Needs the dashboards extra (Python 3.11 or later):\n"
             "  pip install 'otel-resilience[dashboards]'"
         ),

@@ -46,6 +46,16 @@ REJECTED_RESULT: Final = "result"
 """``error.type`` of a retry attempt that returned a value the retry policy rejected
 (``retry_if_result``): there is no exception to name."""
 
+# State machines (transitions, automat, python-statemachine).
+STATEMACHINE_NAME: Final = "statemachine.name"
+"""The machine's own name where the library has one, else the model's class (``module.QualName``)."""
+STATEMACHINE_TRIGGER: Final = "statemachine.trigger"
+STATEMACHINE_STATE: Final = "statemachine.state"
+"""The state after a trigger or transition; on ``statemachine.instances``, the state counted."""
+STATEMACHINE_PREVIOUS_STATE: Final = "statemachine.previous_state"
+"""The state a trigger was fired in."""
+STATEMACHINE_OUTCOME: Final = "statemachine.outcome"
+
 OVERFLOW_NAME: Final = "_OTHER"
 """Reported instead of a breaker or operation name once the cardinality cap is reached."""
 
@@ -90,6 +100,22 @@ class AttemptOutcome(str, Enum):
 
     SUCCESS = "success"
     FAILURE = "failure"
+
+
+class TriggerOutcome(str, Enum):
+    """Values of ``statemachine.outcome``: what became of an event fired at a state machine."""
+
+    TRANSITIONED = "transitioned"
+    """The state changed, or an internal or reflexive transition ran."""
+    REFUSED = "refused"
+    """The trigger is not valid in that state: the library raised, or ignored it
+    (``ignore_invalid_triggers``)."""
+    BLOCKED = "blocked"
+    """A condition or guard said no: the state is unchanged."""
+    FAILED = "failed"
+    """A callback raised. As in the libraries, the state may already have changed (enter/after callbacks)."""
+    CANCELLED = "cancelled"
+    """Async machines: the trigger was superseded by a newer one, or its task was cancelled."""
 
 
 class Finding(str, Enum):
@@ -334,6 +360,43 @@ RETRY_BACKOFF_DURATION: Final = MetricSpec(
     DURATION_BUCKETS,
 )
 
+STATEMACHINE_TRIGGERS: Final = MetricSpec(
+    "statemachine.triggers",
+    InstrumentKind.COUNTER,
+    "{trigger}",
+    "Every event fired at a state machine, by the state it was fired in and its outcome.",
+    (STATEMACHINE_NAME, STATEMACHINE_TRIGGER, STATEMACHINE_PREVIOUS_STATE, STATEMACHINE_OUTCOME, ERROR_TYPE),
+)
+STATEMACHINE_TRANSITIONS: Final = MetricSpec(
+    "statemachine.transitions",
+    InstrumentKind.COUNTER,
+    "{transition}",
+    "Transitions that ran: the state changed (also by a trigger whose later callback failed), or an"
+    " internal or reflexive transition ran.",
+    (STATEMACHINE_NAME, STATEMACHINE_PREVIOUS_STATE, STATEMACHINE_STATE, STATEMACHINE_TRIGGER),
+)
+STATEMACHINE_TRIGGER_DURATION: Final = MetricSpec(
+    "statemachine.trigger.duration",
+    InstrumentKind.HISTOGRAM,
+    "s",
+    "Duration of each trigger, its callbacks included.",
+    (STATEMACHINE_NAME, STATEMACHINE_TRIGGER, STATEMACHINE_OUTCOME),
+    DURATION_BUCKETS,
+)
+STATEMACHINE_INSTANCES: Final = MetricSpec(
+    "statemachine.instances",
+    InstrumentKind.OBSERVABLE_UP_DOWN_COUNTER,
+    "{instance}",
+    "Live machines (models) of each name in each state, read at collection time; 0 for empty states.",
+    (STATEMACHINE_NAME, STATEMACHINE_STATE),
+)
+STATEMACHINE_METRICS: Final = (
+    STATEMACHINE_TRIGGERS,
+    STATEMACHINE_TRANSITIONS,
+    STATEMACHINE_TRIGGER_DURATION,
+    STATEMACHINE_INSTANCES,
+)
+
 BREAKER_METRICS: Final = (
     BREAKER_STATUS,
     BREAKER_TRANSITIONS,
@@ -357,7 +420,7 @@ RETRY_METRICS: Final = (
     RETRY_CALL_ATTEMPTS,
     RETRY_BACKOFF_DURATION,
 )
-METRICS: Final = (*BREAKER_METRICS, *RETRY_METRICS, DIAGNOSTICS)
+METRICS: Final = (*BREAKER_METRICS, *RETRY_METRICS, DIAGNOSTICS, *STATEMACHINE_METRICS)
 
 ALLOWED_VALUES: Final[dict[str, tuple[str, ...]]] = {
     BREAKER_STATE: tuple(s.value for s in BreakerState),
@@ -374,6 +437,8 @@ OUTCOMES_BY_METRIC: Final[dict[str, tuple[str, ...]]] = {
     RETRY_CALL_ATTEMPTS.name: tuple(o.value for o in RetryOutcome),
     RETRY_ATTEMPTS_METRIC.name: tuple(o.value for o in AttemptOutcome),
     RETRY_ATTEMPT_DURATION.name: tuple(o.value for o in AttemptOutcome),
+    STATEMACHINE_TRIGGERS.name: tuple(o.value for o in TriggerOutcome),
+    STATEMACHINE_TRIGGER_DURATION.name: tuple(o.value for o in TriggerOutcome),
 }
 
 # -- Prometheus translation ---------------------------------------------------------------------
@@ -457,6 +522,17 @@ def render_markdown() -> str:
         f"| `{ERROR_TYPE}` | `{prometheus_label(ERROR_TYPE)}` | the exception's class, `module.QualName`"
         f" (builtins without module); `{REJECTED_RESULT}` for a retry attempt whose result the retry"
         " policy rejected (`retry_if_result`); absent on success |",
+        f"| `{STATEMACHINE_NAME}` | `{prometheus_label(STATEMACHINE_NAME)}` | the machine's own name where"
+        " the library has one, else the model's class, `module.QualName`; `_OTHER` past the cap |",
+        f"| `{STATEMACHINE_TRIGGER}` | `{prometheus_label(STATEMACHINE_TRIGGER)}` | the event's name (Enum"
+        " values by their name); not capped: finite by construction |",
+        f"| `{STATEMACHINE_STATE}` | `{prometheus_label(STATEMACHINE_STATE)}` | the state's name (Enum"
+        " members by their name; nested states by their full name, `B_1`; parallel states as their leaves"
+        " joined by `,`); not capped |",
+        f"| `{STATEMACHINE_PREVIOUS_STATE}` | `{prometheus_label(STATEMACHINE_PREVIOUS_STATE)}` | as state |",
+        f"| `{STATEMACHINE_OUTCOME}` | `{prometheus_label(STATEMACHINE_OUTCOME)}` | "
+        + ", ".join(f"`{o.value}`" for o in TriggerOutcome)
+        + "; `error.type` on `refused`, `failed` and `cancelled` when an exception says why |",
         "",
         "## Span attributes and events",
         "",
@@ -469,6 +545,11 @@ def render_markdown() -> str:
         f"- Event `{BACKOFF_EVENT}` (`{RETRY_BACKOFF}`, seconds): each backoff, on the attempt that failed.",
         f"- Event `{ABANDONED_EVENT}`: on an `unguarded` breaker call whose awaitable was dropped"
         " without being awaited (the function never ran).",
+        f"- State machines: one INTERNAL span per trigger, named `{{{STATEMACHINE_NAME}}} {{trigger}}`,"
+        f" with `{STATEMACHINE_NAME}`, `{STATEMACHINE_TRIGGER}`, `{STATEMACHINE_PREVIOUS_STATE}`,"
+        f" `{STATEMACHINE_STATE}` (the state after) and `{STATEMACHINE_OUTCOME}`; status ERROR for"
+        " `refused` and `failed`. A `failed` trigger may have changed the state already (an enter or"
+        " after callback raised), as in the libraries.",
         "",
         "## Reading rates",
         "",

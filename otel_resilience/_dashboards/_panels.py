@@ -247,11 +247,10 @@ def rate_by_outcome(
     *,
     matchers: Sequence[Matcher] = (),
     in_minutes: bool = False,
+    outcome: str = contract.OUTCOME,
 ) -> timeseries.Panel:
-    """Calls of ``spec`` (a counter) per second, or per minute as bars, stacked by outcome."""
-    rate = promql.aggregate(
-        "sum", (promql.label(contract.OUTCOME),), scope.rate(promql.series(spec), *matchers)
-    )
+    """Calls of ``spec`` (a counter) per second, or per minute as bars, stacked by ``outcome``."""
+    rate = promql.aggregate("sum", (promql.label(outcome),), scope.rate(promql.series(spec), *matchers))
     expr = promql.per_minute(rate) if in_minutes else rate
     return (
         time_series(
@@ -262,7 +261,7 @@ def rate_by_outcome(
             stacked=True,
         )
         .overrides(fixed_colors(outcome_colors))
-        .with_target(query(scope.options, expr, promql.legend(contract.OUTCOME)))
+        .with_target(query(scope.options, expr, promql.legend(outcome)))
     )
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
-from otel_resilience._dashboards import _circuit_breakers, _retries
+from otel_resilience._dashboards import _circuit_breakers, _retries, _state_machines
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -20,7 +20,7 @@ def render(options: DashboardOptions) -> dict[str, str]:
     return {
         module.FILE_NAME: json.dumps(module.build(options), cls=JSONEncoder, indent=2, ensure_ascii=False)
         + "\n"
-        for module in (_circuit_breakers, _retries)
+        for module in (_circuit_breakers, _retries, _state_machines)
     }
 
 

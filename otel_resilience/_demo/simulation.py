@@ -40,6 +40,24 @@ class OperationBooks:
 
 
 @dataclass
+class MachineBooks:
+    """A state machine's triggers, transitions and machines by state, as the application saw them."""
+
+    states: tuple[str, ...]
+    triggers: Counter[str] = field(default_factory=Counter)
+    """By ``trigger|previous state|outcome|error type`` (the error type empty when there is none)."""
+    transitions: Counter[str] = field(default_factory=Counter)
+    """By ``trigger|previous state->state``."""
+    instances: Counter[str] = field(default_factory=Counter)
+    """Live machines by state at the end of the run."""
+
+    def fired(self, trigger: str, previous: str, state: str, outcome: str, error_type: str | None) -> None:
+        self.triggers[f"{trigger}|{previous}|{outcome}|{error_type or ''}"] += 1
+        if outcome == "transitioned" or (outcome == "failed" and state != previous):
+            self.transitions[f"{trigger}|{previous}->{state}"] += 1
+
+
+@dataclass
 class GroundTruth:
     """Exact counts of what happened, kept by the service itself."""
 
@@ -49,6 +67,7 @@ class GroundTruth:
     operations: dict[str, OperationBooks] = field(default_factory=dict)
     diagnostics: dict[str, Counter[str]] = field(default_factory=dict)
     """Per finding, the calls or operations affected, by breaker or operation name."""
+    machines: dict[str, MachineBooks] = field(default_factory=dict)
 
     def found(self, finding: str, name: str) -> None:
         self.diagnostics.setdefault(finding, Counter())[name] += 1
@@ -76,6 +95,14 @@ class GroundTruth:
             },
             "diagnostics": {
                 finding: dict(sorted(names.items())) for finding, names in self.diagnostics.items()
+            },
+            "machines": {
+                name: {
+                    "triggers": dict(sorted(m.triggers.items())),
+                    "transitions": dict(sorted(m.transitions.items())),
+                    "instances": {state: m.instances[state] for state in m.states},
+                }
+                for name, m in self.machines.items()
             },
         }
 

@@ -24,6 +24,25 @@ TOTALS_BY: dict[str, tuple[str, ...]] = {
     c.RETRY_ATTEMPT_DURATION.name: (c.RETRY_NAME, c.OUTCOME),
     c.RETRY_BACKOFF_DURATION.name: (c.RETRY_NAME,),
     c.DIAGNOSTICS.name: (c.DIAGNOSTIC, c.BREAKER_NAME, c.RETRY_NAME),
+    c.STATEMACHINE_TRIGGERS.name: (
+        c.STATEMACHINE_NAME,
+        c.STATEMACHINE_TRIGGER,
+        c.STATEMACHINE_PREVIOUS_STATE,
+        c.STATEMACHINE_OUTCOME,
+        c.ERROR_TYPE,
+    ),
+    c.STATEMACHINE_TRIGGER_DURATION.name: (
+        c.STATEMACHINE_NAME,
+        c.STATEMACHINE_TRIGGER,
+        c.STATEMACHINE_OUTCOME,
+    ),
+    c.STATEMACHINE_TRANSITIONS.name: (
+        c.STATEMACHINE_NAME,
+        c.STATEMACHINE_PREVIOUS_STATE,
+        c.STATEMACHINE_STATE,
+        c.STATEMACHINE_TRIGGER,
+    ),
+    c.STATEMACHINE_INSTANCES.name: (c.STATEMACHINE_NAME, c.STATEMACHINE_STATE),
 }
 """For histograms the total is the observation count."""
 
@@ -34,7 +53,12 @@ def _key(metric: str, **attributes: str) -> Key:
 
 def expected_totals(truth: Mapping[str, Any]) -> dict[Key, float]:
     """Every total the telemetry must show for a run with this ground truth."""
-    return {**_expected_breakers(truth), **_expected_operations(truth), **_expected_diagnostics(truth)}
+    return {
+        **_expected_breakers(truth),
+        **_expected_operations(truth),
+        **_expected_diagnostics(truth),
+        **_expected_machines(truth),
+    }
 
 
 def _expected_breakers(truth: Mapping[str, Any]) -> dict[Key, float]:
@@ -75,6 +99,49 @@ def _expected_diagnostics(truth: Mapping[str, Any]) -> dict[Key, float]:
             # Observed totals spell an absent attribute "None": a finding has one subject of the two.
             attributes = {c.DIAGNOSTIC: finding, c.BREAKER_NAME: "None", c.RETRY_NAME: "None", subject: name}
             expected[_key(c.DIAGNOSTICS.name, **attributes)] = count
+    return expected
+
+
+def _expected_machines(truth: Mapping[str, Any]) -> dict[Key, float]:
+    expected: dict[Key, float] = {}
+    for name, machine in truth.get("machines", {}).items():
+        durations: dict[Key, float] = {}
+        for fired, count in machine["triggers"].items():
+            trigger, previous, outcome, error_type = fired.split("|")
+            attributes = {
+                c.STATEMACHINE_NAME: name,
+                c.STATEMACHINE_TRIGGER: trigger,
+                c.STATEMACHINE_PREVIOUS_STATE: previous,
+                c.STATEMACHINE_OUTCOME: outcome,
+                # Observed totals spell an absent attribute "None": a trigger without an exception.
+                c.ERROR_TYPE: error_type or "None",
+            }
+            expected[_key(c.STATEMACHINE_TRIGGERS.name, **attributes)] = count
+            duration = _key(
+                c.STATEMACHINE_TRIGGER_DURATION.name,
+                **{
+                    c.STATEMACHINE_NAME: name,
+                    c.STATEMACHINE_TRIGGER: trigger,
+                    c.STATEMACHINE_OUTCOME: outcome,
+                },
+            )
+            durations[duration] = durations.get(duration, 0) + count
+        expected.update(durations)
+        for transition, count in machine["transitions"].items():
+            trigger, move = transition.split("|")
+            previous, state = move.split("->")
+            attributes = {
+                c.STATEMACHINE_NAME: name,
+                c.STATEMACHINE_PREVIOUS_STATE: previous,
+                c.STATEMACHINE_STATE: state,
+                c.STATEMACHINE_TRIGGER: trigger,
+            }
+            expected[_key(c.STATEMACHINE_TRANSITIONS.name, **attributes)] = count
+        for state, count in machine["instances"].items():
+            series = _key(
+                c.STATEMACHINE_INSTANCES.name, **{c.STATEMACHINE_NAME: name, c.STATEMACHINE_STATE: state}
+            )
+            expected[series] = count
     return expected
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -74,6 +75,20 @@ class View:
                 f"{calls['success_with_retry']:>9}{calls['failed_without_retry']:>8}"
                 f"{calls['failed_with_retry']:>11}{sum(operation.attempts.values()):>10}{operation.sleeps:>8}"
             )
+        machines = self._simulation.truth.machines
+        if machines:
+            lines += [
+                "",
+                f"{'state machine':<16}{'triggers':>9}{'transitioned':>14}{'refused':>9}{'failed':>8}",
+            ]
+            for name, books in machines.items():
+                outcomes: Counter[str] = Counter()
+                for fired, count in books.triggers.items():
+                    outcomes[fired.split("|")[2]] += count
+                lines.append(
+                    f"{name:<16}{sum(outcomes.values()):>9}{outcomes['transitioned']:>14}"
+                    f"{outcomes['refused']:>9}{outcomes['failed']:>8}"
+                )
         findings = self._simulation.truth.diagnostics
         if findings:
             lines += ["", "diagnostics (misuse found; docs/diagnostics.md)"]

@@ -200,8 +200,10 @@ def test_key_panels_agree_with_the_ground_truth(stack: Stack, demo: DemoRun) -> 
 def test_alerts_fire_and_resolve(stack: Stack, tmp_path: Path) -> None:
     """Real Prometheus with the shipped rules (a copy with `for: 5s`, the shipped timing is covered by
     promtool's unit tests) fires CircuitBreakerOpen while the demo's inventory outage holds the
-    breaker open, and resolves it once the breaker closes; and fires ResilienceMisuse while the
-    recommendations breaker keeps counting breaker_blind_to_async findings."""
+    breaker open, and resolves it once the breaker closes; fires ResilienceMisuse while the
+    recommendations breaker keeps counting breaker_blind_to_async findings; and fires
+    StateMachineTriggersFailing (the label printer jams for half the run) and
+    StateMachineTriggersRefused (order events replayed from half-way) on the orders machine."""
     service = f"alerts-{uuid.uuid4().hex[:8]}"
     job = f"{NAMESPACE}/{service}"
     breaker_label = c.prometheus_label(c.BREAKER_NAME)
@@ -211,6 +213,8 @@ def test_alerts_fire_and_resolve(stack: Stack, tmp_path: Path) -> None:
             breaker_label: "recommendations",
             c.prometheus_label(c.DIAGNOSTIC): c.Finding.BREAKER_BLIND_TO_ASYNC.value,
         },
+        "StateMachineTriggersFailing": {c.prometheus_label(c.STATEMACHINE_NAME): "orders"},
+        "StateMachineTriggersRefused": {c.prometheus_label(c.STATEMACHINE_NAME): "orders"},
     }
     timelines: dict[str, list[tuple[float, str]]] = {name: [] for name in watched}
     with prometheus_with_rules(rules_with_for("5s"), tmp_path) as prometheus, ThreadPoolExecutor(1) as pool:
@@ -246,6 +250,8 @@ def test_alerts_fire_and_resolve(stack: Stack, tmp_path: Path) -> None:
     assert truth["breakers"]["inventory"]["final_state"] == "closed"
     # A finding keeps counting with every call: the alert fires, and stays until 5 minutes without one.
     assert "firing" in [s for _, s in timelines["ResilienceMisuse"]], timelines["ResilienceMisuse"]
+    for name in ("StateMachineTriggersFailing", "StateMachineTriggersRefused"):
+        assert "firing" in [s for _, s in timelines[name]], timelines[name]
 
 
 def test_exemplars_lead_from_a_latency_panel_to_the_trace(stack: Stack, demo: DemoRun) -> None:

@@ -76,6 +76,9 @@ DOCUMENTS = {
     "otel_resilience.purgatory": lambda: rst_blocks(guide("otel_resilience.purgatory")),
     "otel_resilience.circuitbreaker": lambda: rst_blocks(guide("otel_resilience.circuitbreaker")),
     "otel_resilience.aiobreaker": lambda: rst_blocks(guide("otel_resilience.aiobreaker")),
+    "otel_resilience.transitions": lambda: rst_blocks(guide("otel_resilience.transitions")),
+    "otel_resilience.automat": lambda: rst_blocks(guide("otel_resilience.automat")),
+    "otel_resilience.statemachine": lambda: rst_blocks(guide("otel_resilience.statemachine")),
 }
 
 

@@ -43,6 +43,7 @@ SAMPLE_SERVICE = "demo/shop"
 DASHBOARD_VARIABLES = {
     "circuit-breakers.json": ("datasource", "service", "breaker"),
     "retries.json": ("datasource", "service", "operation"),
+    "state-machines.json": ("datasource", "service", "machine"),
 }
 
 EXPECTED_PANELS = {
@@ -70,6 +71,14 @@ EXPECTED_PANELS = {
         "Attempt latency p50 / p95 / p99": "timeseries",
         "Top operations by attempts": "bargauge",
         "Diagnostics: misused resilience code": "timeseries",
+    },
+    "state-machines.json": {
+        "Machines by state": "timeseries",
+        "Triggers by outcome": "timeseries",
+        "Transition rate by previous state -> state": "timeseries",
+        "Refused, blocked and failed triggers by trigger and error type": "timeseries",
+        "Share of failed triggers": "timeseries",
+        "Trigger latency p50 / p95 / p99": "timeseries",
     },
 }
 
@@ -390,6 +399,8 @@ EXPECTED_ALERTS = {
     "CircuitBreakerRejectingCalls",
     "RetryExhaustion",
     "RetryStorm",
+    "StateMachineTriggersFailing",
+    "StateMachineTriggersRefused",
     "ResilienceMisuse",
 }
 

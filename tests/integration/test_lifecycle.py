@@ -27,11 +27,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import automat._core
+import automat._methodical
 import pybreaker
 import pytest
+import statemachine.engines.async_
+import statemachine.engines.sync
+import statemachine.event
+import statemachine.statemachine
 import tenacity
 import tenacity.asyncio
 import tenacity.tornadoweb
+import transitions.core
+import transitions.extensions.asyncio
+import transitions.extensions.nesting
+from automat import MethodicalMachine
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -42,8 +52,11 @@ from opentelemetry.trace import NoOpTracerProvider
 from wrapt import FunctionWrapper
 
 from otel_resilience import contract as c
+from otel_resilience.automat import AutomatInstrumentor
 from otel_resilience.pybreaker import PyBreakerInstrumentor
+from otel_resilience.statemachine import StateMachineInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
+from otel_resilience.transitions import TransitionsInstrumentor
 from tests.support.telemetry import Telemetry
 from tests.support.tenacity_patch_points import WRAPPED as TENACITY_PATCH_POINTS
 
@@ -120,6 +133,46 @@ class Library:
 
 
 BREAKER = pybreaker.CircuitBreaker(name="lifecycle")
+TRANSITIONS_MACHINE = transitions.core.Machine(states=["a"], transitions=[["stay", "a", "a"]], initial="a")
+
+
+class Turnstile:
+    _machine = MethodicalMachine()
+
+    @_machine.state(initial=True)
+    def idle(self) -> None:
+        "idle"
+
+    @_machine.input()
+    def nudge(self) -> None:
+        "a nudge"
+
+    idle.upon(nudge, enter=idle, outputs=[])
+
+
+TURNSTILE = Turnstile()
+
+
+class Lamp(statemachine.statemachine.StateChart):
+    on = statemachine.State(initial=True)
+    toggle = on.to.itself()
+
+
+LAMP = Lamp()
+TRANSITIONS_PATCH_POINTS = [
+    (transitions.core.Machine, "__init__"),
+    (transitions.core.Event, "_trigger"),
+    (transitions.extensions.asyncio.AsyncEvent, "_trigger"),
+    (transitions.extensions.nesting.HierarchicalMachine, "_trigger_event"),
+    (transitions.extensions.asyncio.HierarchicalAsyncMachine, "_trigger_event"),
+]
+AUTOMAT_PATCH_POINTS = [(automat._core.Transitioner, "__init__"), (automat._core.Transitioner, "transition")]
+STATEMACHINE_PATCH_POINTS = [
+    (statemachine.statemachine.StateChart, "__init__"),
+    (statemachine.engines.sync.SyncEngine, "_take_external_event"),
+    (statemachine.engines.async_.AsyncEngine, "_take_external_event"),
+    (statemachine.event.Event, "put"),
+]
 
 LIBRARIES = [
     Library(
@@ -139,6 +192,39 @@ LIBRARIES = [
         TENACITY_PATCHED_WITHOUT_SDK,
         lambda: tenacity.Retrying()(int),
         2,
+    ),
+    # The state machines' patches are all needed to count triggers: none waits for an SDK.
+    Library(
+        "transitions",
+        TransitionsInstrumentor,
+        (transitions.core, transitions.extensions.nesting, transitions.extensions.asyncio),
+        TRANSITIONS_PATCH_POINTS,
+        TRANSITIONS_PATCH_POINTS,
+        lambda: TRANSITIONS_MACHINE.trigger("stay"),
+        1,
+    ),
+    Library(
+        "automat",
+        AutomatInstrumentor,
+        (automat._core, automat._methodical),
+        AUTOMAT_PATCH_POINTS,
+        AUTOMAT_PATCH_POINTS,
+        TURNSTILE.nudge,
+        1,
+    ),
+    Library(
+        "statemachine",
+        StateMachineInstrumentor,
+        (
+            statemachine.statemachine,
+            statemachine.engines.sync,
+            statemachine.engines.async_,
+            statemachine.event,
+        ),
+        STATEMACHINE_PATCH_POINTS,
+        STATEMACHINE_PATCH_POINTS,
+        lambda: LAMP.send("toggle"),
+        1,
     ),
 ]
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 import functools
 import itertools
 from collections import Counter
-from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Union
@@ -32,11 +31,6 @@ import pybreaker
 import wrapt
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_resilience.contract import (
@@ -57,6 +51,7 @@ from otel_resilience.contract import (
 )
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from tests.support.telemetry import Telemetry
+from tests.support.telemetry import instrumented as instrumented_with
 
 RESET_TIMEOUT = 30.0
 _serial = itertools.count()
@@ -348,24 +343,6 @@ def _wrapped_attributes() -> list[str]:
     ]
 
 
-@contextmanager
-def _instrumented() -> Iterator[Telemetry]:
-    """pybreaker instrumented with fresh in-memory providers: the fixtures last a test, not an example."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
-    instrumentor = PyBreakerInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    try:
-        yield Telemetry(tracer_provider, meter_provider, exporter, reader)
-    finally:
-        instrumentor.uninstrument()
-        meter_provider.shutdown()
-        tracer_provider.shutdown()
-
-
 # -- checks -------------------------------------------------------------------------------------
 
 
@@ -452,7 +429,7 @@ def test_instrumented_breaker_behaves_as_uninstrumented_twin(
     truth = Runner(config)(operations)
     _label(truth)
 
-    with _instrumented() as telemetry:
+    with instrumented_with(PyBreakerInstrumentor) as telemetry:
         assert "CircuitBreaker.call" in _wrapped_attributes()
         instrumented = Runner(config)
         assert instrumented(operations).steps == truth.steps

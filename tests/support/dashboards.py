@@ -31,7 +31,11 @@ from otel_resilience import contract
 from tests.support import ROOT
 
 DASHBOARDS_DIR = ROOT / "dashboards"
-DASHBOARD_FILES = (DASHBOARDS_DIR / "circuit-breakers.json", DASHBOARDS_DIR / "retries.json")
+DASHBOARD_FILES = (
+    DASHBOARDS_DIR / "circuit-breakers.json",
+    DASHBOARDS_DIR / "retries.json",
+    DASHBOARDS_DIR / "state-machines.json",
+)
 RULES_FILE = DASHBOARDS_DIR / "alerts" / "resilience.rules.yml"
 RULES_TEST_FILE = DASHBOARDS_DIR / "alerts" / "resilience.rules.test.yml"
 ALERTS_DOC = ROOT / "docs" / "alerts.md"
@@ -106,13 +110,14 @@ def substitute(
     service: str,
     breaker: str = ".*",
     operation: str = ".*",
+    machine: str = ".*",
     rate_interval: str = "1m",
     range_: str = "1h",
     interval: str = "1m",
 ) -> str:
     """Replace Grafana's template variables in a query with concrete values.
 
-    ``service`` is a literal (escaped for a PromQL string); ``breaker`` and ``operation`` are RE2
+    ``service`` is a literal (escaped for a PromQL string); ``breaker``, ``operation`` and ``machine`` are RE2
     regular expressions, as Grafana substitutes multi-value variables inside ``=~``.
     """
     values = {
@@ -122,6 +127,7 @@ def substitute(
         "service": _prometheus_string(service),
         "breaker": _prometheus_string(breaker),
         "operation": _prometheus_string(operation),
+        "machine": _prometheus_string(machine),
     }
 
     def replace(match: re.Match[str]) -> str:
@@ -162,6 +168,7 @@ def panel_queries(
     service: str,
     breaker: str = ".*",
     operation: str = ".*",
+    machine: str = ".*",
     *,
     rate_interval: str = "1m",
     range_: str = "1h",
@@ -189,6 +196,7 @@ def panel_queries(
                         service=service,
                         breaker=breaker,
                         operation=operation,
+                        machine=machine,
                         rate_interval=rate_interval,
                         range_=range_,
                     ),

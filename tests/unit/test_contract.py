@@ -22,6 +22,10 @@ PROMETHEUS_NAMES = {
     "resilience.retry.call.attempts": "resilience_retry_call_attempts",
     "resilience.retry.backoff.duration": "resilience_retry_backoff_duration_seconds",
     "resilience.diagnostics": "resilience_diagnostics_total",
+    "statemachine.triggers": "statemachine_triggers_total",
+    "statemachine.transitions": "statemachine_transitions_total",
+    "statemachine.trigger.duration": "statemachine_trigger_duration_seconds",
+    "statemachine.instances": "statemachine_instances",
 }
 
 

@@ -124,6 +124,13 @@ def test_the_name_check_sees_f_strings_and_docstrings() -> None:
 # -- variants ---------------------------------------------------------------------------------------
 
 
+NAME_VARIABLES = {
+    "circuit-breakers.json": "breaker",
+    "retries.json": "operation",
+    "state-machines.json": "machine",
+}
+
+
 @needs_builder
 def test_variant_with_fixed_datasource_job_filter_and_window() -> None:
     options = DashboardOptions(
@@ -137,7 +144,7 @@ def test_variant_with_fixed_datasource_job_filter_and_window() -> None:
         assert "$__rate_interval" not in text, name
         dashboard = json.loads(text)
         variables = [v["name"] for v in dashboard["templating"]["list"]]
-        assert variables == ["breaker" if name.startswith("circuit") else "operation"], name
+        assert variables == [NAME_VARIABLES[name]], name
         for expr in _expressions(dashboard):
             for selector in promql_names(expr).selectors:
                 matchers = set(selector.matchers)
@@ -209,7 +216,7 @@ def test_command_writes_importable_dashboards(tmp_path: Path, capsys: pytest.Cap
     assert main(["dashboards", "--out", str(out), "--datasource-uid", "X"]) == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(p.name for p in DASHBOARD_FILES)
-    assert capsys.readouterr().out.count("wrote ") == 2
+    assert capsys.readouterr().out.count("wrote ") == len(DASHBOARD_FILES)
     for name in written:
         dashboard = json.loads((out / name).read_text(encoding="utf-8"))
         assert dashboard["uid"] == json.loads((DASHBOARDS_DIR / name).read_text(encoding="utf-8"))["uid"]
@@ -252,7 +259,13 @@ def test_command_without_the_builder_says_how_to_install_it(
         "grafana_foundation_sdk"
     ]:
         monkeypatch.setitem(sys.modules, module, None)
-    for module in ("_write", "_circuit_breakers", "_retries", "_panels"):  # the modules that import it
+    for module in (
+        "_write",
+        "_circuit_breakers",
+        "_retries",
+        "_state_machines",
+        "_panels",
+    ):  # the modules that import it
         monkeypatch.delitem(sys.modules, f"otel_resilience._dashboards.{module}", raising=False)
     with pytest.raises(SystemExit) as exited:
         main(["dashboards", "--out", str(tmp_path)])

@@ -25,6 +25,9 @@ INSTRUMENTORS = {
     "tenacity": ("otel_resilience.tenacity", "TenacityInstrumentor"),
     "circuitbreaker": ("otel_resilience.circuitbreaker", "CircuitBreakerInstrumentor"),
     "aiobreaker": ("otel_resilience.aiobreaker", "AioBreakerInstrumentor"),
+    "transitions": ("otel_resilience.transitions", "TransitionsInstrumentor"),
+    "automat": ("otel_resilience.automat", "AutomatInstrumentor"),
+    "statemachine": ("otel_resilience.statemachine", "StateMachineInstrumentor"),
     "backoff": ("otel_resilience.backoff", "BackoffInstrumentor"),
     "purgatory": ("otel_resilience.purgatory", "PurgatoryInstrumentor"),
 }

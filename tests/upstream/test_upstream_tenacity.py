@@ -12,49 +12,22 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from tests.support import ROOT
+from tests.support.upstream_suites import unpacked_sdist
 
-CACHE = ROOT / ".cache" / "upstream"
 VERSION = "9.2.1"
 UPSTREAM_TESTS = 185
-
-
-def unpacked_sdist() -> Path:
-    """tenacity's sdist, unpacked without its package, ready to run its tests."""
-    target = CACHE / f"tenacity-{VERSION}"
-    if (target / "tests").is_dir():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as work:
-        download = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps"]
-        done = subprocess.run(
-            [*download, f"tenacity=={VERSION}", "-d", work], capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, f"could not download the tenacity {VERSION} sdist:\n{done.stderr}"
-        with tarfile.open(Path(work) / f"tenacity-{VERSION}.tar.gz") as archive:
-            if hasattr(tarfile, "data_filter"):  # Pythons with the extraction filters (PEP 706)
-                archive.extractall(work, filter="data")
-            else:
-                archive.extractall(work)
-        unpacked = Path(work) / f"tenacity-{VERSION}"
-        (unpacked / "tenacity").rename(unpacked / "tenacity-from-sdist")
-        shutil.move(str(unpacked), target)  # complete, or not there at all
-    return target
 
 
 @pytest.mark.skipif(sys.version_info < (3, 10), reason=f"tenacity {VERSION} needs Python 3.10")
 def test_tenacity_suite_passes_instrumented() -> None:
     assert importlib.metadata.version("tenacity") == VERSION, "the suite is that of the installed tenacity"
-    sdist = unpacked_sdist()
+    sdist = unpacked_sdist("tenacity", VERSION, "tenacity")
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "upstream"), os.environ.get("PYTHONPATH", "")]),

@@ -108,6 +108,7 @@ def _registry() -> list[DependencyFactory]:
         async_circuitbreaker,
         async_pybreaker,
         backoff_purgatory,
+        orders_transitions,
         pybreaker_tenacity,
     )
 
@@ -116,6 +117,7 @@ def _registry() -> list[DependencyFactory]:
         async_pybreaker.dependencies,
         backoff_purgatory.dependencies,
         async_circuitbreaker.dependencies,
+        orders_transitions.dependencies,
     ]
 
 
