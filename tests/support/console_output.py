@@ -66,10 +66,13 @@ def parse(stdout: str, stderr: str) -> ConsoleRun:
             continue
         document, position = decoder.raw_decode(stdout, position)
         if "resource_metrics" in document:
+            # One export: each instrumentation scope (library) has its own points of a metric.
+            exported: dict[str, list[dict[str, Any]]] = {}
             for resource in document["resource_metrics"]:
                 for scope in resource["scope_metrics"]:
                     for metric in scope["metrics"]:
-                        run.metrics[metric["name"]] = metric["data"]["data_points"]
+                        exported.setdefault(metric["name"], []).extend(metric["data"]["data_points"])
+            run.metrics.update(exported)
         else:
             run.spans.append(document)
     return run
