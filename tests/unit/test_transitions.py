@@ -364,23 +364,6 @@ def _originals() -> list[Any]:
     return [vars(cls)[attribute] for cls, attribute in PATCHED]
 
 
-def test_a_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
-    originals = _originals()
-    instrumentor = TransitionsInstrumentor()
-    for _ in range(1000):
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-        )
-        assert all(
-            vars(cls)[attribute] is not original for (cls, attribute), original in zip(PATCHED, originals)
-        )
-        instrumentor.uninstrument()
-    assert _originals() == originals
-    order, _ = order_machine()
-    order.pay()
-    assert telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {}
-
-
 @pytest.fixture(autouse=True)
 def _collect_machines() -> None:
     """Machines of earlier tests would show in the instance census until collected."""
