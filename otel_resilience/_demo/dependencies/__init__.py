@@ -105,6 +105,7 @@ DependencyFactory = Callable[[random.Random, "GroundTruth", DependencyOptions], 
 
 def _registry() -> list[DependencyFactory]:
     from otel_resilience._demo.dependencies import (
+        async_aiobreaker,
         async_circuitbreaker,
         async_pybreaker,
         backoff_purgatory,
@@ -117,6 +118,7 @@ def _registry() -> list[DependencyFactory]:
         async_pybreaker.dependencies,
         backoff_purgatory.dependencies,
         async_circuitbreaker.dependencies,
+        async_aiobreaker.dependencies,
         orders_transitions.dependencies,
     ]
 
