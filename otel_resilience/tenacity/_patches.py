@@ -32,7 +32,7 @@ import tenacity
 
 from otel_resilience._kit.faults import contain
 from otel_resilience._kit.gate import gated
-from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
+from otel_resilience._kit.patching import PatchPlan, PatchTarget, Wrapper
 from otel_resilience.tenacity._telemetry import RetryTelemetry, leave_attempt
 
 if TYPE_CHECKING:
@@ -41,9 +41,14 @@ if TYPE_CHECKING:
 
 
 def _iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
+    gate = telemetry.gate
+
     def iter(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        # The gate inline, not `gated`: iter runs twice per attempt, where a wrapper layer shows.
+        if not (gate.open or gate()):
+            return wrapped(*args, **kwargs)
         retry_state: Any = kwargs.get("retry_state", args[0] if args else None)
         operation = telemetry.start(instance, retry_state)
         if operation is None:
@@ -56,7 +61,7 @@ def _iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
         telemetry.decided(operation, instance, retry_state, action)
         return action
 
-    return gated(telemetry.gate, iter)
+    return iter
 
 
 def _async_iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
@@ -78,14 +83,19 @@ def _async_iter_wrapper(telemetry: RetryTelemetry) -> Wrapper:
     return gated(telemetry.gate, iter)
 
 
-def _ended_observer(telemetry: RetryTelemetry, *, failed: bool) -> Observer:
+def _ended_wrapper(telemetry: RetryTelemetry, *, failed: bool) -> Wrapper:
     operations = telemetry.operations
 
-    def ended(retry_state: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+    # A wrapper of its own, not `after_call`: it runs once or twice per attempt, where a layer shows.
+    def ended(
+        wrapped: Callable[..., Any], retry_state: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
         if operations:  # none in progress (always so without an SDK): no attempt of ours ended
             # set_exception(exc_info) took its argument without complaint: it is a (type, value, tb).
             exc = (kwargs["exc_info"] if "exc_info" in kwargs else args[0])[1] if failed else None
             telemetry.attempt_ended(retry_state, exc)
+        return result
 
     return ended
 
@@ -120,8 +130,8 @@ def instrumentation(
     if inspect.iscoroutinefunction(vars(tenacity.AsyncRetrying).get("iter")):
         eager.append((tenacity.AsyncRetrying, "iter", _async_iter_wrapper(telemetry)))
     late: list[PatchTarget] = [
-        (tenacity.RetryCallState, "set_result", after_call(_ended_observer(telemetry, failed=False))),
-        (tenacity.RetryCallState, "set_exception", after_call(_ended_observer(telemetry, failed=True))),
+        (tenacity.RetryCallState, "set_result", _ended_wrapper(telemetry, failed=False)),
+        (tenacity.RetryCallState, "set_exception", _ended_wrapper(telemetry, failed=True)),
     ]
     if telemetry.tracer is not None:
         enter = _enter_wrapper(telemetry)
