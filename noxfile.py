@@ -166,7 +166,7 @@ def _find_python(version: str) -> str | None:
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
-    """The overhead benchmark (about a minute; writes bench/results.json) and the fault guard's cost."""
+    """The overhead benchmark (about 95 s; writes bench/results.json) and the fault guard's cost."""
     session.run(PYTHON, "bench/overhead.py", *session.posargs, external=True)
     session.run(PYTHON, "bench/fault_guard.py", external=True)
 
