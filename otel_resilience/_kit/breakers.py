@@ -24,7 +24,7 @@ from otel_resilience._kit.exceptions import is_cancellation, record_exception
 from otel_resilience._kit.faults import contain, logger, report_fault
 from otel_resilience._kit.instruments import create_instrument, create_observable
 from otel_resilience._kit.names import AttributeSets, NameRegistry
-from otel_resilience._kit.recording import Recorder, exemplar_context
+from otel_resilience._kit.recording import NO_EXEMPLAR, Recorder, exemplar_context
 from otel_resilience.contract import (
     BREAKER_CALL_DURATION,
     BREAKER_CALLS,
@@ -128,15 +128,20 @@ class BreakerRecorder(Recorder[InfoT]):
         try:
             attributes = self.call_attributes.get(name, state, outcome, error_type)
             self.calls.add(1, attributes)
-            self.duration.record(perf_counter() - started, attributes, exemplar_context(span))
+            self.duration.record(
+                perf_counter() - started,
+                attributes,
+                NO_EXEMPLAR if outcome == REJECTED else exemplar_context(span),
+            )
             if span is None:
                 return
             span.set_attributes(attributes)
             if span_attributes:
                 span.set_attributes(span_attributes)
-            if error is not None:
-                # A rejection ran nothing: its stack would only say where the library refused.
-                record_exception(span, error, messages=self.exception_messages, stack=outcome != REJECTED)
+            if error is not None and outcome != REJECTED:
+                # A rejection ran nothing: status, outcome and error.type say all there is (rejections
+                # come in storms, and an exception event would make each cost more than a success).
+                record_exception(span, error, messages=self.exception_messages)
             # An ignored exception is not the call's failure, and a cancellation is the caller's choice.
             if error_type is not None and outcome != IGNORED and not (error and is_cancellation(error)):
                 span.set_status(Status(StatusCode.ERROR))

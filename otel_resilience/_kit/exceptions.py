@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from asyncio import CancelledError
-from traceback import walk_tb
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from types import CodeType, TracebackType
+
     from opentelemetry.trace import Span
 
 _EXCEPTION_EVENT = "exception"
@@ -45,16 +46,19 @@ def record_exception(
     The stack is :func:`stack_summary`'s, without source lines: what locates the failure, at a
     fraction of the cost of the SDK's ``record_exception`` (which formats the whole chain and reads
     every source line), so that failures storms cost telemetry no more than successes. ``stack=False``
-    leaves it out where nothing ran (a breaker's rejection).
+    leaves it out.
 
     An exception's message can carry user data (an e-mail address, a query), and so can the last
     line of its stack: without ``messages``, only its type is recorded.
     """
-    attributes = {_EXCEPTION_TYPE: error_type(exc)}
+    etype = error_type(exc)
+    attributes = {_EXCEPTION_TYPE: etype}
     if messages:
-        attributes[_EXCEPTION_MESSAGE] = str(exc)
+        message = str(exc)
+        attributes[_EXCEPTION_MESSAGE] = message
         if stack:
-            attributes[_EXCEPTION_STACKTRACE] = stack_summary(exc)
+            last_line = f"{etype}: {message}" if message else etype
+            attributes[_EXCEPTION_STACKTRACE] = f"{_frames_text(exc.__traceback__)}\n{last_line}"
     span.add_event(_EXCEPTION_EVENT, attributes, timestamp=timestamp)
 
 
@@ -64,14 +68,46 @@ def stack_summary(exc: BaseException) -> str:
     File, line and function of each frame (the innermost :data:`STACK_FRAMES`, which hold the
     failure), then the exception's type and message.
     """
-    frames = [(frame.f_code, line) for frame, line in walk_tb(exc.__traceback__)]
+    etype, message = error_type(exc), str(exc)
+    return (
+        f"{_frames_text(exc.__traceback__)}\n{etype}: {message}"
+        if message
+        else f"{_frames_text(exc.__traceback__)}\n{etype}"
+    )
+
+
+_frames_texts: dict[tuple[int, ...], tuple[str, list[CodeType]]] = {}
+"""The frame lines of each place a failure was raised from (its frames' code and line numbers).
+
+Failures come in storms, from a few places: each place's lines are formatted once. The codes are
+kept with the text, so that the ids in the key stay theirs.
+"""
+_FRAMES_TEXTS_MAX = 512
+
+
+def _frames_text(tb: TracebackType | None) -> str:
+    """The ``Traceback (most recent call last):`` block of ``tb``: a line per frame, no source."""
+    codes: list[CodeType] = []
+    place: list[int] = []
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        codes.append(code)
+        place += (id(code), tb.tb_lineno)
+        tb = tb.tb_next
+    key = tuple(place)
+    cached = _frames_texts.get(key)
+    if cached is not None:
+        return cached[0]
     lines = ["Traceback (most recent call last):"]
-    if len(frames) > STACK_FRAMES:
-        lines.append(f"  ... {len(frames) - STACK_FRAMES} outer frames left out")
+    if len(codes) > STACK_FRAMES:
+        lines.append(f"  ... {len(codes) - STACK_FRAMES} outer frames left out")
+    first = max(len(codes) - STACK_FRAMES, 0)
     lines += [
         f'  File "{code.co_filename}", line {line}, in {code.co_name}'
-        for code, line in frames[-STACK_FRAMES:]
+        for code, line in zip(codes[first:], key[2 * first + 1 :: 2])
     ]
-    message = str(exc)
-    lines.append(f"{error_type(exc)}: {message}" if message else error_type(exc))
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    if len(_frames_texts) >= _FRAMES_TEXTS_MAX:
+        _frames_texts.clear()  # many places: start over (a clear is one atomic step under threads)
+    _frames_texts[key] = (text, codes)
+    return text

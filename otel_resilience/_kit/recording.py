@@ -61,11 +61,18 @@ class Recorder(Generic[InfoT]):
         parent: Context | None = None,
         start_time: int | None = None,
     ) -> Span | None:
-        """A new INTERNAL span; None in metrics-only mode, or when the SDK failed to start one.
+        """A new INTERNAL span; None in metrics-only mode, under a sampled-out parent, or on a fault.
 
-        A span that cannot start costs the call its span, never its metrics: the fault is reported.
+        A parent that is not sampled means a trace that is not recorded: the SDK's parent-based
+        samplers (its default) would drop the span too, after a sampling decision that costs more
+        than the call's metrics. Without a span of ours, what runs in the call stays in the parent's
+        (sampled-out) trace. A span that cannot start costs the call its span, never its metrics:
+        the fault is reported.
         """
         if self.tracer is None:
+            return None
+        parent_context = trace.get_current_span(parent).get_span_context()
+        if parent_context.is_valid and not parent_context.trace_flags.sampled:
             return None
         try:
             return self.tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, start_time=start_time)
@@ -91,6 +98,14 @@ def exemplar_context(span: Span | None) -> Context | None:
     only), the current context: the application's own span.
     """
     return None if span is None else trace.set_span_in_context(span)
+
+
+NO_EXEMPLAR: Context = context.Context()
+"""The context of a measurement that is to carry no exemplar (it holds no span to name).
+
+A breaker's rejection is measured in microseconds of bookkeeping, not latency worth a trace: its
+duration keeps its exemplar slot (and the cost of filling it) for calls that ran.
+"""
 
 
 def make_current(span: Span) -> object:
@@ -121,6 +136,9 @@ def run_active(
     try:
         return wrapped(*args, **kwargs)
     except BaseException as exc:
+        # The exception's traceback keeps this frame (until the garbage collector frees the cycle,
+        # when the exception refers to its traceback): let it keep no span.
+        span = None
         finish(call, exc)
         raise
     finally:

@@ -35,7 +35,7 @@ from otel_resilience._kit.exceptions import error_type, is_cancellation, record_
 from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.instruments import create_observable
 from otel_resilience._kit.names import NameRegistry
-from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
+from otel_resilience._kit.recording import NO_EXEMPLAR, Recorder, exemplar_context, make_current, restore
 from otel_resilience.contract import (
     BREAKER_CONSECUTIVE_FAILURES,
     BREAKER_NAME,
@@ -183,16 +183,16 @@ class PurgatoryTelemetry(Recorder[PurgatoryCallInfo]):
             attributes = metrics.call_attributes.get(call.name, call.state, outcome, etype)
             metrics.calls.add(1, attributes)
             span = call.span
-            metrics.duration.record(elapsed, attributes, exemplar_context(span))
+            metrics.duration.record(
+                elapsed, attributes, NO_EXEMPLAR if outcome == _REJECTED else exemplar_context(span)
+            )
             self._see(call.name, call.context)
             if span is None:
                 return
             span.set_attributes(attributes)
-            if outcome == _REJECTED:
-                # The OpenedState is raised again for every rejection: its traceback keeps
-                # growing, so formatting it would cost more on every call. Its type says it all.
-                record_exception(span, error, messages=False)  # type: ignore[arg-type]
-            elif error is not None:
+            # A rejection ran nothing: status, outcome and error.type say all there is (and
+            # purgatory raises the same OpenedState again for each, its traceback ever longer).
+            if error is not None and outcome != _REJECTED:
                 record_exception(span, error, messages=self.exception_messages)
             if error is not None and outcome != _IGNORED and not is_cancellation(error):
                 span.set_status(_ERROR)

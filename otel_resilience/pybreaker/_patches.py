@@ -34,12 +34,14 @@ from otel_resilience._kit.faults import contain, report_fault
 from otel_resilience._kit.gate import gated
 from otel_resilience._kit.instances import registering
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
-from otel_resilience._kit.recording import run_active
+from otel_resilience._kit.recording import make_current, restore, run_active
 from otel_resilience._kit.verdicts import judging
 from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import STATES, ActiveCall, BreakerTelemetry, active_call
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from otel_resilience._kit.settings import Settings
     from otel_resilience.pybreaker._info import BreakerCallInfo
 
@@ -63,13 +65,33 @@ def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> Ac
 
 
 def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    gate, finish = telemetry.gate, telemetry.finish
+
     def call(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        # The SDK gate and `run_active` inline, in this one frame: a failure's traceback keeps each
+        # frame it passed through, and what the frame holds, until the garbage collector frees the
+        # cycle (exception, traceback, frames). Failures come in storms: fewer and emptier frames
+        # mean fewer collections.
+        if not (gate.open or gate()):
+            return wrapped(*args, **kwargs)
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        result = run_active(active_call, record, record.span, telemetry.finish, wrapped, args, kwargs)
+        token = active_call.set(record)
+        span_token = None if record.span is None else make_current(record.span)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            finish(record, exc)
+            record = None
+            raise
+        finally:
+            if span_token is not None:
+                restore(span_token)
+            active_call.reset(token)
+            del token, span_token
         if record.ran:
             if type(result) is GeneratorType:
                 return telemetry.follow(result, record)
@@ -78,7 +100,7 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         telemetry.record(record, _SUCCESS, None, perf_counter() - record.started)
         return result
 
-    return gated(telemetry.gate, call)
+    return call
 
 
 def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
@@ -90,7 +112,9 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
-        future = run_active(active_call, record, record.span, telemetry.finish, wrapped, args, kwargs)
+        span = telemetry.begin(record)
+        record.context_pending = False
+        future = run_active(active_call, record, span, telemetry.finish, wrapped, args, kwargs)
         with guarded:
             future.add_done_callback(telemetry.finish_future(record))
         return future
@@ -98,14 +122,38 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     return gated(telemetry.gate, call_async)
 
 
-def _state_call(
-    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+def _state_call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
+    def state_call(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # This frame holds no call record: it is in the traceback of every failure (see `call`).
+        span = _runs(telemetry, instance)
+        if span is None:
+            return wrapped(*args, **kwargs)
+        token = make_current(span)
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            restore(token)
+
+    return state_call
+
+
+def _runs(telemetry: BreakerTelemetry, state: pybreaker.CircuitBreakerState) -> Span | None:
+    """The active call's function runs now, in ``state``: the span to make current for it, if any.
+
+    Only a breaker that was open when the call began (and half-opened for it) has a span that is
+    not current yet.
+    """
     record = active_call.get()
-    if record is not None and record.breaker is instance._breaker:
-        record.ran = True
-        record.state = STATES.get(instance.name, instance.name)
-    return wrapped(*args, **kwargs)
+    if record is None or record.breaker is not state._breaker:
+        return None
+    record.ran = True
+    record.state = STATES.get(state.name, state.name)
+    if not record.context_pending:
+        return None
+    record.context_pending = False
+    return telemetry.begin(record)
 
 
 def _shared_counter_observer(telemetry: BreakerTelemetry, *, failed: bool) -> Observer:
@@ -144,7 +192,7 @@ def instrumentation(
     if pybreaker.HAS_TORNADO_SUPPORT:
         eager.append((pybreaker.CircuitBreaker, "call_async", _call_async_wrapper(telemetry)))
     late: list[PatchTarget] = [
-        (pybreaker.CircuitBreakerState, "call", _state_call),
+        (pybreaker.CircuitBreakerState, "call", _state_call_wrapper(telemetry)),
         (pybreaker.CircuitBreaker, "is_system_error", after_call(judging(telemetry.verdicts, "pybreaker"))),
     ]
     return telemetry, PatchPlan(eager, late)

@@ -24,7 +24,7 @@ from otel_resilience._kit.faults import contain, logger, report_fault
 from otel_resilience._kit.instances import InstanceRegistry
 from otel_resilience._kit.instruments import create_instrument, create_observable
 from otel_resilience._kit.names import AttributeSets, NameRegistry, function_name
-from otel_resilience._kit.recording import Recorder, exemplar_context, make_current, restore
+from otel_resilience._kit.recording import NO_EXEMPLAR, Recorder, exemplar_context, make_current, restore
 from otel_resilience._kit.verdicts import Verdicts
 from otel_resilience.contract import (
     ABANDONED_EVENT,
@@ -76,13 +76,27 @@ _TRANSITIONS_FROM_ZERO = ((_CLOSED, _OPEN), (_OPEN, _HALF_OPEN), (_HALF_OPEN, _C
 class ActiveCall:
     """One user call through a breaker, from the wrapper's entry to the call's real end."""
 
-    __slots__ = ("breaker", "name", "ran", "span", "started", "state", "unstarted")
+    __slots__ = (
+        "breaker",
+        "context_pending",
+        "name",
+        "ran",
+        "span",
+        "span_start",
+        "started",
+        "state",
+        "unstarted",
+    )
 
-    def __init__(self, breaker: pybreaker.CircuitBreaker, name: str, state: str, span: Span | None) -> None:
+    def __init__(self, breaker: pybreaker.CircuitBreaker, name: str, state: str) -> None:
         self.breaker = breaker
         self.name = name
         self.state = state
-        self.span = span
+        self.span: Span | None = None
+        # When the span is still to be started (time_ns of the call's start), else None.
+        self.span_start: int | None = None
+        # Whether the span is still to be made current, when the function runs.
+        self.context_pending = False
         self.ran = False
         self.started = perf_counter()
         self.unstarted: weakref.finalize[Any, Any] | None = None
@@ -149,10 +163,29 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         name = self.report_name(breaker)
         # The cached state object: reading `breaker.state` could hit Redis and fire a transition.
         state = STATES[breaker._state.name]
-        span = self.start_span(name, {BREAKER_NAME: name, BREAKER_STATE: state})
-        if span is not None and not span.is_recording():
-            span = None
-        return ActiveCall(breaker, name, state, span)
+        call = ActiveCall(breaker, name, state)
+        if self.tracer is None:
+            return call
+        if state == _OPEN:
+            # An open breaker most likely rejects, and then runs nothing its span would parent: the
+            # span starts when the outcome is known, with all its attributes at once (`record`), or
+            # when the breaker half-opens and runs the function (`begin`).
+            call.span_start = time_ns()
+            call.context_pending = True
+        else:
+            call.span = self._call_span(call, {BREAKER_NAME: name, BREAKER_STATE: state})
+        return call
+
+    def begin(self, call: ActiveCall) -> Span | None:
+        """The span of ``call``, started now if it was left for later: its function is about to run."""
+        if call.span_start is not None:
+            call.span = self._call_span(call, {BREAKER_NAME: call.name, BREAKER_STATE: call.state})
+        return call.span
+
+    def _call_span(self, call: ActiveCall, attributes: dict[str, str]) -> Span | None:
+        span = self.start_span(call.name, attributes, start_time=call.span_start)
+        call.span_start = None
+        return span if span is not None and span.is_recording() else None
 
     def classify(self, call: ActiveCall, exc: BaseException) -> tuple[str, BaseException]:
         """Outcome of a call that raised ``exc``, and the exception that explains it."""
@@ -161,8 +194,8 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
             original, counted = verdict
             return (BreakerOutcome.FAILURE if counted else BreakerOutcome.IGNORED).value, original
         if isinstance(exc, pybreaker.CircuitBreakerError) and not call.ran:
-            call.state = BreakerState.OPEN.value
-            return BreakerOutcome.REJECTED.value, exc
+            call.state = _OPEN
+            return _REJECTED, exc
         # Raised before pybreaker classified it (a listener, or storage): not the breaker's count.
         return BreakerOutcome.FAILURE.value, exc
 
@@ -191,9 +224,17 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
             attributes = self.call_attributes.get(call.name, call.state, outcome, etype)
             self.calls.add(1, attributes)
             span = call.span
-            self.duration.record(elapsed, attributes, exemplar_context(span))
+            started_now = span is None and call.span_start is not None
+            if started_now:
+                span = call.span = self._call_span(call, attributes)
+            self.duration.record(
+                elapsed, attributes, NO_EXEMPLAR if outcome == _REJECTED else exemplar_context(span)
+            )
             if span is not None:
-                self._end_span(span, call, outcome, error, attributes, end_time)
+                # A failure's traceback keeps the frames that hold `call` alive until the garbage
+                # collector frees the cycle (exception, traceback, frame): not the span too.
+                call.span = None
+                self._end_span(span, call, outcome, error, None if started_now else attributes, end_time)
         except Exception as fault:
             report_fault("pybreaker call telemetry", fault)
 
@@ -203,14 +244,18 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         call: ActiveCall,
         outcome: str,
         error: BaseException | None,
-        attributes: dict[str, str],
+        attributes: dict[str, str] | None,
         end_time: int | None,
     ) -> None:
-        span.set_attributes(attributes)
-        if error is not None:
-            # A rejection ran nothing: its stack says only where pybreaker raised it.
-            rejected = outcome == _REJECTED
-            record_exception(span, error, messages=self.exception_messages, stack=not rejected)
+        """End ``span``, setting ``attributes`` first (None: it started with them)."""
+        if attributes is not None:
+            span.set_attributes(attributes)
+        if outcome == _REJECTED:
+            # Nothing ran: status, outcome and error.type say all there is (rejections come in
+            # storms, and an exception event would make each cost more than a success).
+            span.set_status(_ERROR)
+        elif error is not None:
+            record_exception(span, error, messages=self.exception_messages)
             # An excluded exception is not the call's failure, and a cancellation is the caller's choice.
             if outcome != BreakerOutcome.IGNORED.value and not is_cancellation(error):
                 span.set_status(_ERROR)
@@ -311,7 +356,11 @@ class BreakerTelemetry(Recorder[BreakerCallInfo]):
         logger.log(level, "circuit breaker %r changed state: %s -> %s", name, previous_state, state)
         if self.tracer is None:
             return
-        active_span = trace.get_current_span()
+        call = active_call.get()
+        # The span of the call the change happened in (an open breaker's call starts it now).
+        active_span = self.begin(call) if call is not None and call.breaker is breaker else None
+        if active_span is None:
+            active_span = trace.get_current_span()
         if active_span.is_recording():
             active_span.add_event(STATE_CHANGE_EVENT, attributes)
         else:

@@ -193,6 +193,14 @@ class Operation:
         """Span timestamp of a ``perf_counter()`` reading: one clock for all of the operation's spans."""
         return self.wall_started + int((instant - self.started) * 1e9)
 
+    def current_span(self) -> Span | None:
+        """The span an attempt runs in: its own, or the operation's when it has none.
+
+        An attempt of a sampled-out operation starts no span of its own (``Recorder.start_span``);
+        the operation's keeps what the attempt runs in that operation's sampled-out trace.
+        """
+        return self.attempt_span if self.attempt_span is not None else self.span
+
     def move(self, phase: Phase) -> None:
         """Enter ``phase``; a move the lifecycle table does not allow is reported as our fault."""
         if not _ALLOWED[self.phase] & phase:
@@ -413,10 +421,11 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
             start_time=operation.wall(operation.attempt_started),
         )
         operation.attempt_span = span
-        if span is not None and retry_state.fn is not None:
+        current = operation.current_span()
+        if current is not None and retry_state.fn is not None:
             # Call forms run the attempt in tenacity's own frame, right after this returns, and end
             # it with set_result/set_exception in that frame: the same context is current there.
-            operation.token = make_current(span)
+            operation.token = make_current(current)
 
     def attempt_ended(self, retry_state: tenacity.RetryCallState, exc: BaseException | None) -> None:
         """``set_result``/``set_exception``: the attempt ran; ``iter`` may judge it later, or never."""
@@ -570,11 +579,12 @@ class RetryTelemetry(Recorder[RetryCallInfo]):
         """``with attempt:`` (``caller`` entered it): make the attempt span current in the block."""
         try:
             operation = self.find(manager.retry_state)
-            if operation is None or operation.attempt_span is None or operation.phase is _CLOSING:
+            if operation is None or operation.phase is _CLOSING:
                 return
-            if _in_generator(caller):
+            current = operation.current_span()
+            if current is None or _in_generator(caller):
                 return
-            token = make_current(operation.attempt_span)
+            token = make_current(current)
             _entered.set((manager, token, _entered.get()))
         except Exception as fault:
             report_fault("tenacity attempt context", fault)

@@ -2,14 +2,15 @@
 
 Every point where the instrumentation calls into OpenTelemetry or into user code is made to raise,
 one at a time (``FAULTS``): starting a span, ending it, setting its attributes, adding its events
-and status, adding to a counter, recording in a histogram, the observable callbacks (pybreaker's state
-and consecutive-failure gauges), the user's ``span_hook``, a span processor's ``on_start`` and
-``on_end``, a span exporter and a metric exporter. For every entry form of both libraries (``FORMS``)
-the application runs the same scenario (successes, failures, trips, rejections, excluded errors,
-retries, exhaustion, ``reraise``) 50 times and must see exactly what its uninstrumented twin sees:
-return values and exceptions (type, arguments, identity, ``__context__``), and its own current span
-unchanged after each call. Each kind of fault is logged on logger ``otel_resilience`` once: after
-the first runs, 48 more runs log nothing more. Exporters fail inside the SDK, which handles that
+and status, adding to a counter and observing its total (counters are counted in process),
+recording in a histogram, the observable callbacks (pybreaker's state and consecutive-failure
+gauges), the user's ``span_hook``, a span processor's ``on_start`` and ``on_end``, a span exporter
+and a metric exporter. For every entry form of both libraries (``FORMS``) the application runs the
+same scenario (successes, failures, trips, rejections, excluded errors, retries, exhaustion,
+``reraise``) 50 times and must see exactly what its uninstrumented twin sees: return values and
+exceptions (type, arguments, identity, ``__context__``), and its own current span unchanged after
+each call. Each kind of fault is logged on logger ``otel_resilience`` once: after the first runs, 48
+more runs log nothing more. Exporters fail inside the SDK, which handles that
 itself: nothing of theirs reaches our code or our logger.
 """
 
@@ -40,7 +41,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from wrapt import ObjectProxy
 
 from otel_resilience._kit.deferred import run_deferred
-from otel_resilience._kit.instruments import active_recorder
+from otel_resilience._kit.instruments import ExactCounter, active_recorder
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 
@@ -113,11 +114,8 @@ class FaultyTracerProvider(ObjectProxy):  # type: ignore[misc]
         return FaultyTracer(self.__wrapped__.get_tracer(*args, **kwargs), self._self_point)
 
 
-class FaultyInstrument(ObjectProxy):  # type: ignore[misc]
-    """A real counter or histogram whose ``add`` or ``record`` raises."""
-
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        raise TelemetryFault("counter add")
+class FaultyHistogram(ObjectProxy):  # type: ignore[misc]
+    """A real histogram whose ``record`` raises."""
 
     def record(self, *args: Any, **kwargs: Any) -> None:
         raise TelemetryFault("histogram record")
@@ -128,13 +126,9 @@ class FaultyMeter(ObjectProxy):  # type: ignore[misc]
         super().__init__(meter)
         self._self_point = point
 
-    def create_counter(self, *args: Any, **kwargs: Any) -> Any:
-        counter = self.__wrapped__.create_counter(*args, **kwargs)
-        return FaultyInstrument(counter) if self._self_point == "counter add" else counter
-
     def create_histogram(self, *args: Any, **kwargs: Any) -> Any:
         histogram = self.__wrapped__.create_histogram(*args, **kwargs)
-        return FaultyInstrument(histogram) if self._self_point == "histogram record" else histogram
+        return FaultyHistogram(histogram) if self._self_point == "histogram record" else histogram
 
 
 class FaultyMeterProvider(ObjectProxy):  # type: ignore[misc]
@@ -196,6 +190,7 @@ class Rig:
     instrument_point: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     after_instrument: list[Callable[[], None]] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)
     meter_provider: MeterProvider | None = None
     instrumentor: Any = None
 
@@ -223,6 +218,17 @@ class Rig:
             reader.collect()
 
 
+def break_counters(rig: Rig, method: str) -> None:
+    """Counters are counted in process (``ExactCounter``): make its ``add`` or ``observe`` raise."""
+    original = vars(ExactCounter)[method]
+
+    def raising(self: ExactCounter, *args: Any, **kwargs: Any) -> Any:
+        raise TelemetryFault(f"counter {method}")
+
+    setattr(ExactCounter, method, raising)
+    rig.undo.append(lambda: setattr(ExactCounter, method, original))
+
+
 def break_registry() -> None:
     registry: Any = active_recorder("otel_resilience.pybreaker").breakers
     registry._sites = UnreadableRegistry(registry._sites)
@@ -234,7 +240,8 @@ FAULTS: dict[str, Callable[[Rig], None]] = {
     "span attribute": lambda rig: setattr(rig, "span_point", "span attribute"),
     "span event": lambda rig: setattr(rig, "span_point", "span event"),
     "span status": lambda rig: setattr(rig, "span_point", "span status"),
-    "counter add": lambda rig: setattr(rig, "instrument_point", "counter add"),
+    "counter add": lambda rig: break_counters(rig, "add"),
+    "counter observation": lambda rig: break_counters(rig, "observe"),
     "histogram record": lambda rig: setattr(rig, "instrument_point", "histogram record"),
     "observable callback": lambda rig: rig.after_instrument.append(break_registry),
     "user hook": lambda rig: rig.options.update(span_hook=raising_hook),
@@ -526,15 +533,19 @@ def fault_log() -> Iterator[FaultLog]:
 def rig(fault_log: FaultLog) -> Iterator[Rig]:
     rig = Rig()
     yield rig
-    if rig.instrumentor is not None:
-        rig.instrumentor.uninstrument()
-    # Operations a fault kept from ending are recorded once tenacity frees their state: here, not in
-    # the next test.
-    gc.collect()
-    run_deferred()
-    if rig.meter_provider is not None:
-        rig.meter_provider.shutdown()
-    rig.tracer_provider.shutdown()
+    try:
+        if rig.instrumentor is not None:
+            rig.instrumentor.uninstrument()
+        # Operations a fault kept from ending are recorded once tenacity frees their state: here,
+        # not in the next test.
+        gc.collect()
+        run_deferred()
+        if rig.meter_provider is not None:
+            rig.meter_provider.shutdown()
+        rig.tracer_provider.shutdown()
+    finally:
+        for step in rig.undo:
+            step()
 
 
 def run_as_the_app(form: Form) -> list[tuple[Any, ...]]:

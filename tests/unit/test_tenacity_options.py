@@ -12,6 +12,7 @@ import pytest
 import tenacity
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import NoOpMeter
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from otel_resilience import contract as c
@@ -187,16 +188,18 @@ class RaisingInstrument:
         raise RuntimeError("histogram")
 
 
-class RaisingMeter:
-    def create_counter(self, *args: Any, **kwargs: Any) -> RaisingInstrument:
+class RaisingMeter(NoOpMeter):
+    """Instruments that raise when used (counters are kept in process: their histograms raise)."""
+
+    def create_counter(self, *args: Any, **kwargs: Any) -> RaisingInstrument:  # type: ignore[override]
         return RaisingInstrument()
 
-    create_histogram = create_counter
+    create_histogram = create_counter  # type: ignore[assignment]
 
 
 class RaisingMeterProvider:
-    def get_meter(self, *args: Any, **kwargs: Any) -> RaisingMeter:
-        return RaisingMeter()
+    def get_meter(self, name: str, *args: Any, **kwargs: Any) -> RaisingMeter:
+        return RaisingMeter(name)
 
 
 def faulty_hook(span: Any, info: Any) -> None:
