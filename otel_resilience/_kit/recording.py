@@ -136,12 +136,14 @@ def run_active(
     try:
         return wrapped(*args, **kwargs)
     except BaseException as exc:
-        # The exception's traceback keeps this frame (until the garbage collector frees the cycle,
-        # when the exception refers to its traceback): let it keep no span.
-        span = None
         finish(call, exc)
+        # The exception's traceback keeps this frame until the garbage collector frees the cycle
+        # (exception, traceback, frames): let the frame keep nothing of ours. Failures come in
+        # storms, and what such cycles hold is what makes the collector run more often.
+        del call, span
         raise
     finally:
         if span_token is not None:
             restore(span_token)
         active.reset(token)
+        del token, span_token

@@ -101,11 +101,15 @@ async def _recorded_call_async(
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
         telemetry.finish(record, exc)
+        # This frame stays in the exception's traceback, a cycle only the garbage collector frees:
+        # it keeps nothing of ours alive (failures come in storms; fewer collections).
+        record = None
         raise
     finally:
         if span_token is not None:
             restore(span_token)
         active_call.reset(token)
+        del token, span_token
     telemetry.finish(record, None)
     return result
 
