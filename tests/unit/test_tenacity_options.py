@@ -12,10 +12,11 @@ import pytest
 import tenacity
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_resilience import contract as c
 from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
+from tests.support.faulty import RaisingInstrument, RaisingProcessor, faulty_hook
 from tests.support.telemetry import Telemetry, options_fixture
 from tests.support.tenacity_patch_points import WITH_ATTEMPT, WRAPPED
 
@@ -171,22 +172,6 @@ def test_uninstrument_restores_tenacity(instrument: Any) -> None:
     assert telemetry.spans() == ()
 
 
-class RaisingProcessor(SpanProcessor):
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        raise RuntimeError("processor on_start")
-
-    def on_end(self, span: ReadableSpan) -> None:
-        raise RuntimeError("processor on_end")
-
-
-class RaisingInstrument:
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("counter")
-
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("histogram")
-
-
 class RaisingMeter:
     def create_counter(self, *args: Any, **kwargs: Any) -> RaisingInstrument:
         return RaisingInstrument()
@@ -197,10 +182,6 @@ class RaisingMeter:
 class RaisingMeterProvider:
     def get_meter(self, *args: Any, **kwargs: Any) -> RaisingMeter:
         return RaisingMeter()
-
-
-def faulty_hook(span: Any, info: Any) -> None:
-    raise RuntimeError("hook")
 
 
 @pytest.mark.faults
