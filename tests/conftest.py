@@ -11,25 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tests.support.telemetry import Telemetry
+from otel_resilience.pybreaker import PyBreakerInstrumentor
+from otel_resilience.tenacity import TenacityInstrumentor
+from tests.support.telemetry import Telemetry, in_memory_telemetry, instrumented_fixture
 
 
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    yield Telemetry(tracer_provider, meter_provider, exporter, reader)
-    meter_provider.shutdown()
-    tracer_provider.shutdown()
+    telemetry = in_memory_telemetry()
+    yield telemetry
+    telemetry.meter_provider.shutdown()
+    telemetry.tracer_provider.shutdown()
 
 
 @pytest.fixture(autouse=True)
@@ -49,30 +42,10 @@ def no_telemetry_faults(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"our telemetry reported faults: {reported}", pytrace=False)
 
 
-@pytest.fixture
-def breaker_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
-    """pybreaker instrumented with the test's providers for the duration of one test."""
-    from otel_resilience.pybreaker import PyBreakerInstrumentor
-
-    instrumentor = PyBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
-
-
-@pytest.fixture
-def retry_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
-    """tenacity instrumented with the test's providers for the duration of one test."""
-    from otel_resilience.tenacity import TenacityInstrumentor
-
-    instrumentor = TenacityInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+breaker_telemetry = instrumented_fixture(PyBreakerInstrumentor)
+"""pybreaker instrumented with the test's providers for the duration of one test."""
+retry_telemetry = instrumented_fixture(TenacityInstrumentor)
+"""tenacity instrumented with the test's providers for the duration of one test."""
 
 
 LAYERS = ("unit", "properties", "integration", "e2e", "upstream", "typing")

@@ -9,17 +9,15 @@ follow from them (they are what the library did). One call record per call is ex
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from aiobreaker import CircuitBreaker, CircuitBreakerError
 
 from otel_resilience import contract as c
 from otel_resilience.aiobreaker import AioBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, instrumented_fixture
+from tests.support.threads import Tally, run_threads
 
 THREADS = 8
 CALLS = 500
@@ -29,14 +27,7 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = AioBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+instrumented = instrumented_fixture(AioBreakerInstrumentor)
 
 
 def work(i: int) -> int:
@@ -62,22 +53,13 @@ def seen_as(call: object) -> str:
 
 def test_eight_threads_every_call_counted_once(instrumented: Telemetry) -> None:
     breaker = CircuitBreaker(fail_max=3, timeout_duration=timedelta(milliseconds=1), name="threads")
-    seen: Counter[str] = Counter()
-    lock = threading.Lock()
-    start = threading.Barrier(THREADS)
+    seen = Tally()
 
-    def worker() -> None:
-        start.wait()
+    def worker(_: int) -> None:
         for i in range(CALLS):
-            outcome = seen_as(lambda i=i: breaker.call(work, i))
-            with lock:
-                seen[outcome] += 1
+            seen.add(seen_as(lambda i=i: breaker.call(work, i)))
 
-    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(THREADS, worker)
     assert sum(seen.values()) == THREADS * CALLS
     assert outcomes(instrumented, "threads") == {k: v for k, v in seen.items() if v}
     assert len([s for s in instrumented.spans() if s.name == "threads"]) == THREADS * CALLS

@@ -7,42 +7,17 @@ of one machine, as applications do; the totals over all threads must be exact.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from automat import MethodicalMachine, NoTransition
+from automat import NoTransition
 
 from otel_resilience import contract as c
 from otel_resilience.automat import AutomatInstrumentor
+from tests.support.door import DOOR, Door
 from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.threads import run_threads
 
 instrument = options_fixture(AutomatInstrumentor)
-
-
-class Door:
-    _machine = MethodicalMachine()
-
-    @_machine.state(initial=True)
-    def closed(self) -> None:
-        "closed"
-
-    @_machine.state()
-    def opened(self) -> None:
-        "opened"
-
-    @_machine.input()
-    def open(self) -> None:
-        "open"
-
-    @_machine.input()
-    def close(self) -> None:
-        "close"
-
-    closed.upon(open, enter=opened, outputs=[])
-    opened.upon(close, enter=closed, outputs=[])
-
-
-DOOR = f"{__name__}.Door"
 THREADS = 8
 ROUNDS = 300
 
@@ -50,12 +25,10 @@ ROUNDS = 300
 def test_eight_threads_give_exact_totals(instrument: Any) -> None:
     telemetry: Telemetry = instrument()
     refused = [0] * THREADS
-    start = threading.Barrier(THREADS)
     doors = [Door() for _ in range(THREADS)]
 
     def worker(index: int) -> None:
         door = doors[index]
-        start.wait()
         for round_ in range(ROUNDS):
             try:
                 door.open()
@@ -64,11 +37,7 @@ def test_eight_threads_give_exact_totals(instrument: Any) -> None:
             if round_ % 3:
                 door.close()
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(THREADS, worker)
 
     triggers = telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_NAME, c.STATEMACHINE_OUTCOME)
     opens = THREADS * ROUNDS

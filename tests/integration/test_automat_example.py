@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from otel_resilience import contract as c
+from tests.support import example_checks as checks
 from tests.support.console_output import run_instrumented
 
 NAME = "__main__.Turnstile"
@@ -14,10 +13,10 @@ NO_TRANSITION = "automat._core.NoTransition"
 
 def test_automat_app_under_opentelemetry_instrument() -> None:
     run = run_instrumented("examples/automat_app.py")
-    truth = json.loads(run.stdout_lines[-1].removeprefix("outcomes: "))
+    truth = checks.printed_outcomes(run.stdout_lines[-1])
     assert truth == {"failed": 1, "refused": 2, "transitioned": 4}
 
-    spans = [s for s in run.spans if s["attributes"].get(c.STATEMACHINE_NAME) == NAME]
+    spans = checks.machine_spans(run, NAME)
     assert [s["name"] for s in spans] == [
         f"{NAME} {i}" for i in ("push", "coin", "push", "coin", "coin", "push", "coin")
     ]
@@ -41,9 +40,7 @@ def test_automat_app_under_opentelemetry_instrument() -> None:
     ]
     assert spans[-1]["attributes"][c.STATEMACHINE_STATE] == "unlocked"
 
-    assert run.metric_values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
+    checks.assert_triggers_counted_by_outcome(run, truth)
     assert run.metric_values(
         c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_TRIGGER, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE
     ) == {
@@ -59,12 +56,4 @@ def test_automat_app_under_opentelemetry_instrument() -> None:
         ("locked", "unlocked"): 3,
         ("unlocked", "locked"): 2,
     }
-    assert run.metric_values(c.STATEMACHINE_TRIGGER_DURATION.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
-    instances = {
-        p["attributes"][c.STATEMACHINE_STATE]: p["value"]
-        for p in run.metrics[c.STATEMACHINE_INSTANCES.name]
-        if p["attributes"][c.STATEMACHINE_NAME] == NAME
-    }
-    assert instances == {"locked": 0, "unlocked": 1}
+    assert checks.instances(run, NAME) == {"locked": 0, "unlocked": 1}

@@ -10,14 +10,12 @@ import asyncio
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import backoff
-import pytest
 
 from otel_resilience import contract as c
 from otel_resilience.backoff import BackoffInstrumentor
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, instrumented_fixture
 
 THREADS = 8
 CALLS = 250
@@ -27,13 +25,7 @@ class Flaky(Exception):
     pass
 
 
-instrument = options_fixture(BackoffInstrumentor)
-
-
-@pytest.fixture
-def instrumented(instrument: Any) -> Telemetry:
-    telemetry: Telemetry = instrument()
-    return telemetry
+instrumented = instrumented_fixture(BackoffInstrumentor)
 
 
 def test_threads_exact_totals(instrumented: Telemetry) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from otel_resilience import contract as c
+from tests.support import example_checks as checks
 from tests.support.console_output import run_instrumented
 
 FETCH = "__main__.fetch_stock"
@@ -14,33 +15,9 @@ def test_backoff_app_under_opentelemetry_instrument() -> None:
     run = run_instrumented("examples/backoff_app.py")
     assert run.stdout_lines == ["apple: 12 in stock", "job done: False"]
 
-    (operation,) = [s for s in run.spans if s["name"] == FETCH]
-    assert operation["kind"] == "SpanKind.INTERNAL"
-    assert operation["parent_id"] is None
-    assert operation["attributes"] == {
-        c.RETRY_NAME: FETCH,
-        c.OUTCOME: "success_with_retry",
-        c.RETRY_ATTEMPTS: 3,
-    }
-    attempts = sorted(
-        (s for s in run.spans if s["parent_id"] == operation["context"]["span_id"]),
-        key=lambda s: s["attributes"][c.RETRY_ATTEMPT],
-    )
-    assert [(s["attributes"][c.RETRY_ATTEMPT], s["attributes"].get(c.ERROR_TYPE)) for s in attempts] == [
-        (1, DOWN),
-        (2, DOWN),
-        (3, None),
-    ]
-    assert [s["status"]["status_code"] for s in attempts] == ["ERROR", "ERROR", "UNSET"]
-    backoffs = [
-        e["attributes"][c.RETRY_BACKOFF]
-        for s in attempts
-        for e in s["events"]
-        if e["name"] == c.BACKOFF_EVENT
-    ]
-    assert backoffs == [0.1, 0.1]
+    checks.assert_recovered_at_the_third_attempt(run, FETCH, DOWN)
 
-    (poll,) = [s for s in run.spans if s["name"] == POLL]
+    (poll,) = checks.spans_named(run, POLL)
     assert poll["attributes"][c.OUTCOME] == "failed_with_retry"
     assert poll["attributes"][c.ERROR_TYPE] == c.REJECTED_RESULT
     assert poll["status"]["status_code"] == "ERROR"

@@ -9,16 +9,13 @@ outcome the caller saw (returned, raised its own exception, or got ``CircuitBrea
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
-from collections.abc import Iterator
-
 import pytest
 from circuitbreaker import CircuitBreaker, CircuitBreakerError
 
 from otel_resilience import contract as c
 from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, instrumented_fixture
+from tests.support.threads import Tally, run_threads
 
 THREADS = 8
 CALLS = 500
@@ -28,14 +25,7 @@ class Boom(Exception):
     pass
 
 
-@pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = CircuitBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+instrumented = instrumented_fixture(CircuitBreakerInstrumentor)
 
 
 @pytest.mark.parametrize("form", ["decorated", "with"])
@@ -48,12 +38,9 @@ def test_eight_threads_every_call_counted_once(instrumented: Telemetry, form: st
         return i
 
     guarded = breaker(work)
-    seen: Counter[str] = Counter()
-    lock = threading.Lock()
-    start = threading.Barrier(THREADS)
+    seen = Tally()
 
-    def worker() -> None:
-        start.wait()
+    def worker(_: int) -> None:
         for i in range(CALLS):
             try:
                 if form == "decorated":
@@ -66,14 +53,9 @@ def test_eight_threads_every_call_counted_once(instrumented: Telemetry, form: st
                 outcome = "raised"
             except CircuitBreakerError:
                 outcome = "rejected"
-            with lock:
-                seen[outcome] += 1
+            seen.add(outcome)
 
-    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(THREADS, worker)
 
     totals = instrumented.values(c.BREAKER_CALLS.name, c.BREAKER_NAME, c.OUTCOME)
     name = breaker.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from otel_resilience import contract as c
+from tests.support import example_checks as checks
 from tests.support.console_output import run_instrumented
 
 DOWN = "__main__.ServiceDown"
@@ -12,7 +13,7 @@ def test_circuitbreaker_app_under_opentelemetry_instrument() -> None:
     run = run_instrumented("examples/circuitbreaker_app.py")
     assert run.stdout_lines == ["apple: 4.00 (cached)", "apple: 4.20"]
 
-    calls = [s for s in run.spans if s["name"] == "prices"]
+    calls = checks.spans_named(run, "prices")
     assert [
         (
             s["attributes"][c.BREAKER_STATE],
@@ -29,13 +30,7 @@ def test_circuitbreaker_app_under_opentelemetry_instrument() -> None:
         ("half_open", "success", None, None, "UNSET"),
     ]
     assert all(s["kind"] == "SpanKind.INTERNAL" for s in calls)
-    changes = [
-        (e["attributes"][c.BREAKER_PREVIOUS_STATE], e["attributes"][c.BREAKER_STATE])
-        for s in run.spans
-        for e in s["events"]
-        if e["name"] == c.STATE_CHANGE_EVENT
-    ]
-    assert sorted(changes) == [("closed", "open"), ("half_open", "closed"), ("open", "half_open")]
+    assert sorted(checks.state_changes(run.spans)) == sorted(checks.TRIPPED_AND_RECOVERED)
 
     assert run.metric_values(
         c.BREAKER_CALLS.name, c.BREAKER_NAME, c.BREAKER_STATE, c.OUTCOME, c.ERROR_TYPE
@@ -44,11 +39,4 @@ def test_circuitbreaker_app_under_opentelemetry_instrument() -> None:
         ("prices", "open", "rejected", None): 1,
         ("prices", "half_open", "success", None): 1,
     }
-    assert run.metric_values(c.BREAKER_TRANSITIONS.name, c.BREAKER_PREVIOUS_STATE, c.BREAKER_STATE) == {
-        ("closed", "open"): 1,
-        ("open", "half_open"): 1,
-        ("half_open", "closed"): 1,
-    }
-    assert run.metric_values(c.BREAKER_STATUS.name, c.BREAKER_NAME, c.BREAKER_STATE) == {
-        ("prices", "closed"): 1
-    }
+    checks.assert_breaker_transitions_and_closed(run, "prices")

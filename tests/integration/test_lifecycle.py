@@ -5,8 +5,9 @@
   ``uninstrument()`` every attribute of every class of the library is the very object it was before
   (``is``); a call made while instrumented produces exactly one span (one breaker call span, or one
   operation span with its one attempt span), a call made after produces none; memory is flat.
-- Without an SDK, cycles wrap what notices one (every pybreaker patch point; tenacity's ``iter`` only) and
-  restore everything.
+- Without an SDK, cycles wrap what notices one (every pybreaker patch point; tenacity's ``iter`` only;
+  circuitbreaker's call entry and constructor; aiobreaker's state calls and constructor) and restore
+  everything.
 - Instrumenting twice wraps once (``BaseInstrumentor`` warns and does nothing).
 - Instrument, uninstrument, instrument with other providers: telemetry goes to the new ones only.
 """
@@ -27,8 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import aiobreaker
+import aiobreaker.circuitbreaker
+import aiobreaker.state
 import automat._core
 import automat._methodical
+import circuitbreaker
 import pybreaker
 import pytest
 import statemachine.engines.async_
@@ -46,18 +51,19 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 from wrapt import FunctionWrapper
 
 from otel_resilience import contract as c
+from otel_resilience._kit.patching import WrappedProperty
+from otel_resilience.aiobreaker import AioBreakerInstrumentor
 from otel_resilience.automat import AutomatInstrumentor
+from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
 from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.statemachine import StateMachineInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 from otel_resilience.transitions import TransitionsInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, in_memory_telemetry
 from tests.support.tenacity_patch_points import WRAPPED as TENACITY_PATCH_POINTS
 
 CYCLES = 1000
@@ -66,7 +72,10 @@ MEASURED_FROM = 100
 # attribute and name caches, a weak registry: KiBs), five to seven wrapt wrappers and their closures, a
 # span or two: any of that kept would show, first of all, as objects of these packages' types, which
 # must be exactly as many at cycle 1000 as at cycle 100.
-CENSUS_PACKAGES = ("otel_resilience", "wrapt", "opentelemetry", "pybreaker", "tenacity")
+CENSUS_PACKAGES = (
+    *("otel_resilience", "wrapt", "opentelemetry"),
+    *("pybreaker", "tenacity", "circuitbreaker", "aiobreaker"),
+)
 # And in bytes: a cycle's state kept (2 KiB or more) would add 1.8 MiB over 900 cycles. What grows
 # anyway is the interpreter's: dicts reallocated as they are rewritten (the classes' dicts, by
 # wrapping and unwrapping) and lazily filled caches, measured at 3 KiB on Python 3.11 and 27 KiB on
@@ -130,9 +139,20 @@ class Library:
     call: Callable[[], object]
     spans_per_call: int
     """Spans of one call: a breaker call span; an operation span and its attempt span."""
+    wrappers: tuple[type, ...] = (FunctionWrapper,)
+    """What may wrap a patch point (circuitbreaker's properties are wrapped as properties)."""
 
 
 BREAKER = pybreaker.CircuitBreaker(name="lifecycle")
+AIOBREAKER = aiobreaker.CircuitBreaker(name="lifecycle")
+GUARDED = circuitbreaker.CircuitBreaker(name="lifecycle")(int)
+"""Decorated once, uninstrumented: the calls of every cycle go through the patched class."""
+
+
+def circuitbreaker_call() -> None:
+    assert GUARDED() == 0
+
+
 TRANSITIONS_MACHINE = transitions.core.Machine(states=["a"], transitions=[["stay", "a", "a"]], initial="a")
 
 
@@ -174,6 +194,29 @@ STATEMACHINE_PATCH_POINTS = [
     (statemachine.event.Event, "put"),
 ]
 
+CIRCUITBREAKER_PATCH_POINTS = [
+    (circuitbreaker.CircuitBreaker, "__init__"),
+    (circuitbreaker.CircuitBreaker, "__enter__"),
+    (circuitbreaker.CircuitBreaker, "__exit__"),
+    (circuitbreaker.CircuitBreaker, "_CircuitBreaker__call_failed"),
+    (circuitbreaker.CircuitBreaker, "reset"),
+    (circuitbreaker.CircuitBreaker, "state"),
+    (circuitbreaker.CircuitBreaker, "opened"),
+]
+AIOBREAKER_PATCH_POINTS = [
+    (aiobreaker.CircuitBreaker, "__init__"),
+    (aiobreaker.CircuitBreaker, "is_system_error"),
+    (aiobreaker.CircuitBreaker, "_create_new_state"),
+    (aiobreaker.state.CircuitBreakerBaseState, "call"),
+    (aiobreaker.state.CircuitBreakerBaseState, "call_async"),
+    (aiobreaker.state.CircuitOpenState, "call"),
+    (aiobreaker.state.CircuitOpenState, "call_async"),
+]
+AIOBREAKER_LATE_PATCH_POINTS = {
+    (aiobreaker.CircuitBreaker, "is_system_error"),
+    (aiobreaker.CircuitBreaker, "_create_new_state"),
+}
+
 LIBRARIES = [
     Library(
         "pybreaker",
@@ -192,6 +235,26 @@ LIBRARIES = [
         TENACITY_PATCHED_WITHOUT_SDK,
         lambda: tenacity.Retrying()(int),
         2,
+    ),
+    Library(
+        "circuitbreaker",
+        CircuitBreakerInstrumentor,
+        (circuitbreaker,),
+        CIRCUITBREAKER_PATCH_POINTS,
+        # Without an SDK only the call entry and the constructor.
+        [(circuitbreaker.CircuitBreaker, "__init__"), (circuitbreaker.CircuitBreaker, "__enter__")],
+        circuitbreaker_call,
+        1,
+        (FunctionWrapper, WrappedProperty),
+    ),
+    Library(
+        "aiobreaker",
+        AioBreakerInstrumentor,
+        (aiobreaker.circuitbreaker, aiobreaker.state),
+        AIOBREAKER_PATCH_POINTS,
+        [p for p in AIOBREAKER_PATCH_POINTS if p not in AIOBREAKER_LATE_PATCH_POINTS],
+        lambda: AIOBREAKER.call(int),
+        1,
     ),
     # The state machines' patches are all needed to count triggers: none waits for an SDK.
     Library(
@@ -255,7 +318,7 @@ def assert_wrapped_once(
     assert changed(library, originals) == set(patch_points)
     for owner, name in patch_points:
         wrapper = vars(owner)[name]
-        assert isinstance(wrapper, FunctionWrapper), (owner, name)
+        assert isinstance(wrapper, library.wrappers), (owner, name)
         assert wrapper.__wrapped__ is originals[owner, name], f"{owner.__name__}.{name}: one layer"
 
 
@@ -390,13 +453,6 @@ def totals(reader: InMemoryMetricReader) -> dict[tuple[str, tuple[tuple[str, Any
                     value = point.count if hasattr(point, "bucket_counts") else point.value
                     found[metric.name, tuple(sorted(point.attributes.items()))] = value
     return found
-
-
-def in_memory_telemetry() -> Telemetry:
-    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    return Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]), exporter, reader)
 
 
 def breaker_and_retry_calls() -> None:

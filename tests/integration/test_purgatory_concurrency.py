@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from purgatory import SyncCircuitBreakerFactory
@@ -19,7 +18,7 @@ from purgatory.domain.model import OpenedState
 
 from otel_resilience import contract as c
 from otel_resilience.purgatory import PurgatoryInstrumentor
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, instrumented_fixture
 
 THREADS = 8
 CALLS = 500
@@ -33,13 +32,7 @@ class Excluded(Exception):
     pass
 
 
-instrument = options_fixture(PurgatoryInstrumentor)
-
-
-@pytest.fixture
-def instrumented(instrument: Any) -> Telemetry:
-    telemetry: Telemetry = instrument()
-    return telemetry
+instrumented = instrumented_fixture(PurgatoryInstrumentor)
 
 
 @pytest.mark.parametrize("threshold", [2, 10_000])

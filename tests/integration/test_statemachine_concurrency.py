@@ -7,7 +7,6 @@ though a sender cannot know its own event's outcome. The ground truth is the mac
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from statemachine import State, StateChart
@@ -15,6 +14,7 @@ from statemachine import State, StateChart
 from otel_resilience import contract as c
 from otel_resilience.statemachine import StateMachineInstrumentor
 from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.threads import run_threads
 
 instrument = options_fixture(StateMachineInstrumentor)
 THREADS = 8
@@ -43,18 +43,12 @@ class Switch(StateChart):
 def test_eight_threads_on_one_machine_give_exact_totals(instrument: Any) -> None:
     telemetry: Telemetry = instrument()
     switch = Switch()
-    start = threading.Barrier(THREADS)
 
     def worker(index: int) -> None:
-        start.wait()
         for _ in range(ROUNDS):
             switch.send("flip" if index % 2 else "poke")
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(THREADS, worker)
 
     sent = THREADS * ROUNDS
     triggers = telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_TRIGGER, c.STATEMACHINE_OUTCOME)

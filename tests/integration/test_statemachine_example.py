@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from otel_resilience import contract as c
+from tests.support import example_checks as checks
 from tests.support.console_output import run_instrumented
 
 NAME = "__main__.TrafficLight"
@@ -14,10 +13,10 @@ NOT_ALLOWED = "statemachine.exceptions.TransitionNotAllowed"
 def test_statemachine_app_under_opentelemetry_instrument() -> None:
     run = run_instrumented("examples/statemachine_app.py")
     assert run.stdout_lines[-2] == "state: green"
-    truth = json.loads(run.stdout_lines[-1].removeprefix("outcomes: "))
+    truth = checks.printed_outcomes(run.stdout_lines[-1])
     assert truth == {"blocked": 1, "failed": 1, "refused": 1, "transitioned": 3}
 
-    spans = [s for s in run.spans if s["attributes"].get(c.STATEMACHINE_NAME) == NAME]
+    spans = checks.machine_spans(run, NAME)
     assert [s["name"].removeprefix(f"{NAME} ") for s in spans] == ["go", "slow", "stop", "stop", "go", "go"]
     assert [s["attributes"][c.STATEMACHINE_OUTCOME] for s in spans] == [
         "refused",
@@ -37,9 +36,7 @@ def test_statemachine_app_under_opentelemetry_instrument() -> None:
     ]
     assert spans[2]["attributes"][c.STATEMACHINE_STATE] == "yellow"  # rolled back
 
-    assert run.metric_values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
+    checks.assert_triggers_counted_by_outcome(run, truth)
     assert run.metric_values(
         c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_TRIGGER, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE
     ) == {
@@ -57,12 +54,4 @@ def test_statemachine_app_under_opentelemetry_instrument() -> None:
         ("yellow", "red"): 1,
         ("red", "green"): 1,
     }
-    assert run.metric_values(c.STATEMACHINE_TRIGGER_DURATION.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
-    instances = {
-        p["attributes"][c.STATEMACHINE_STATE]: p["value"]
-        for p in run.metrics[c.STATEMACHINE_INSTANCES.name]
-        if p["attributes"][c.STATEMACHINE_NAME] == NAME
-    }
-    assert instances == {"green": 1, "yellow": 0, "red": 0}
+    assert checks.instances(run, NAME) == {"green": 1, "yellow": 0, "red": 0}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from transitions import MachineError
@@ -11,6 +10,7 @@ from transitions.extensions import LockedMachine
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor
 from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.threads import Tally, run_threads
 
 instrument = options_fixture(TransitionsInstrumentor)
 THREADS = 8
@@ -32,12 +32,9 @@ def test_eight_threads_on_one_locked_machine_give_exact_totals(instrument: Any) 
         initial="closed",
         name=NAME,
     )
-    truth = {"transitioned": 0, "refused": 0}
-    truth_lock = threading.Lock()
-    start = threading.Barrier(THREADS)
+    truth = Tally()
 
     def worker(index: int) -> None:
-        start.wait()
         trigger = door.open if index % 2 else door.close  # type: ignore[attr-defined]
         for _ in range(ROUNDS):
             try:
@@ -45,14 +42,9 @@ def test_eight_threads_on_one_locked_machine_give_exact_totals(instrument: Any) 
                 outcome = "transitioned"
             except MachineError:
                 outcome = "refused"
-            with truth_lock:
-                truth[outcome] += 1
+            truth.add(outcome)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(THREADS, worker)
 
     assert sum(truth.values()) == THREADS * ROUNDS
     assert telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from otel_resilience import contract as c
+from tests.support import example_checks as checks
 from tests.support.console_output import run_instrumented
 
 JAM = "__main__.LabelPrinterJam"
@@ -14,10 +13,10 @@ MACHINE_ERROR = "transitions.core.MachineError"
 def test_transitions_app_under_opentelemetry_instrument() -> None:
     run = run_instrumented("examples/transitions_app.py")
     assert run.stdout_lines[0] == "states: delivered new delivered"
-    truth = json.loads(run.stdout_lines[1].removeprefix("outcomes: "))
+    truth = checks.printed_outcomes(run.stdout_lines[1])
     assert truth == {"blocked": 1, "failed": 1, "refused": 5, "transitioned": 5}
 
-    spans = [s for s in run.spans if s["attributes"].get(c.STATEMACHINE_NAME) == "orders"]
+    spans = checks.machine_spans(run, "orders")
     assert len(spans) == sum(truth.values())
     assert all(s["kind"] == "SpanKind.INTERNAL" and s["parent_id"] is None for s in spans)
     by_outcome: dict[str, int] = {}
@@ -38,9 +37,7 @@ def test_transitions_app_under_opentelemetry_instrument() -> None:
         c.ERROR_TYPE: JAM,
     }
 
-    assert run.metric_values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
+    checks.assert_triggers_counted_by_outcome(run, truth)
     assert run.metric_values(
         c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_TRIGGER, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE
     ) == {
@@ -55,12 +52,4 @@ def test_transitions_app_under_opentelemetry_instrument() -> None:
     assert run.metric_values(
         c.STATEMACHINE_TRANSITIONS.name, c.STATEMACHINE_PREVIOUS_STATE, c.STATEMACHINE_STATE
     ) == {("new", "paid"): 2, ("paid", "shipped"): 2, ("shipped", "delivered"): 2}
-    assert run.metric_values(c.STATEMACHINE_TRIGGER_DURATION.name, c.STATEMACHINE_OUTCOME) == {
-        (outcome,): n for outcome, n in truth.items()
-    }
-    instances = {
-        p["attributes"][c.STATEMACHINE_STATE]: p["value"]
-        for p in run.metrics[c.STATEMACHINE_INSTANCES.name]
-        if p["attributes"][c.STATEMACHINE_NAME] == "orders"
-    }
-    assert instances == {"new": 1, "paid": 0, "shipped": 0, "delivered": 2}
+    assert checks.instances(run, "orders") == {"new": 1, "paid": 0, "shipped": 0, "delivered": 2}

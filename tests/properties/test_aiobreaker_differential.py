@@ -25,7 +25,7 @@ import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Union
+from typing import Any
 from unittest import mock
 
 import aiobreaker.circuitbreaker
@@ -33,15 +33,11 @@ import aiobreaker.state
 from aiobreaker import CircuitBreaker, CircuitBreakerListener
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_resilience import contract as c
 from otel_resilience.aiobreaker import AioBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.breaker_steps import Call, Other, Step, sequences
+from tests.support.telemetry import in_memory_telemetry
 
 TIMEOUT = timedelta(seconds=30)
 REJECTED = "aiobreaker.state.CircuitBreakerError"
@@ -60,20 +56,8 @@ class BusinessError(Exception):
 RAISED = {"failure": ServiceDown, "excluded": BusinessError}
 
 
-@dataclass(frozen=True)
-class Call:
-    form: str
-    """``call``, ``call_async`` or ``decorated`` (an ``async def`` under ``@breaker``)."""
-    ending: str
-
-
-@dataclass(frozen=True)
-class Other:
-    action: str
-    """``open``, ``half_open``, ``close``, ``wait_past_timeout``, ``wait_briefly``."""
-
-
-Step = Union[Call, Other]
+# Calls: ``call``, ``call_async`` or ``decorated`` (an ``async def`` under ``@breaker``). Other steps:
+# ``open``, ``half_open``, ``close``, ``wait_past_timeout``, ``wait_briefly``.
 STEPS = st.one_of(
     st.builds(
         Call,
@@ -83,7 +67,7 @@ STEPS = st.one_of(
     st.just(Other("wait_past_timeout")),
     st.builds(Other, st.sampled_from(["open", "half_open", "close", "wait_briefly"])),
 )
-SEQUENCES = st.integers(0, 40).flatmap(lambda n: st.lists(STEPS, min_size=n, max_size=n))
+SEQUENCES = sequences(STEPS)
 
 
 class Clock:
@@ -213,14 +197,10 @@ def test_instrumented_breaker_behaves_as_uninstrumented_and_telemetry_tells_the_
     name = f"diff{next(_serial)}"
     bare = run_with_clock(fail_max, steps, name)
     gc.collect()  # the bare run's breaker is not among those instrument() finds
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    t = Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]), exporter, reader)
+    t = in_memory_telemetry()
     instrumentor = AioBreakerInstrumentor()
     instrumentor.instrument(
-        tracer_provider=tracer_provider, meter_provider=t.meter_provider, max_names=1_000_000
+        tracer_provider=t.tracer_provider, meter_provider=t.meter_provider, max_names=1_000_000
     )
     try:
         instrumented = run_with_clock(fail_max, steps, name)

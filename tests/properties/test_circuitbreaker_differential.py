@@ -25,21 +25,17 @@ import itertools
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 from unittest import mock
 
 import circuitbreaker
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_resilience import contract as c
 from otel_resilience.circuitbreaker import CircuitBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.breaker_steps import Call, Other, Step, sequences
+from tests.support.telemetry import in_memory_telemetry
 
 RECOVERY = 30
 _serial = itertools.count()
@@ -57,21 +53,9 @@ RAISED = {"failure": ServiceDown, "business": BusinessError}
 ERROR_TYPES = {ServiceDown: f"{__name__}.ServiceDown", BusinessError: f"{__name__}.BusinessError"}
 
 
-@dataclass(frozen=True)
-class Call:
-    form: str
-    """``decorated``, ``generator`` (a decorated generator function), ``call`` or ``with``."""
-    ending: str
-    """``return``, a key of ``RAISED``, or ``close`` (generators: closed after the first item)."""
-
-
-@dataclass(frozen=True)
-class Other:
-    action: str
-    """``wait_past_timeout``, ``wait_briefly``, ``read_state``, ``reset``."""
-
-
-Step = Union[Call, Other]
+# Calls: ``decorated``, ``generator`` (a decorated generator function), ``call`` or ``with``, ending in
+# ``return``, a key of ``RAISED``, or ``close`` (generators: closed after the first item). Other steps:
+# ``wait_past_timeout``, ``wait_briefly``, ``read_state``, ``reset``.
 ENDINGS = st.sampled_from(["return", "return", "failure", "failure", "business"])
 STEPS = st.one_of(
     st.builds(Call, st.sampled_from(["decorated", "call", "with"]), ENDINGS),
@@ -79,7 +63,7 @@ STEPS = st.one_of(
     st.just(Other("wait_past_timeout")),
     st.builds(Other, st.sampled_from(["wait_briefly", "read_state", "reset"])),
 )
-SEQUENCES = st.integers(0, 40).flatmap(lambda n: st.lists(STEPS, min_size=n, max_size=n))
+SEQUENCES = sequences(STEPS)
 CONFIGS = st.fixed_dictionaries({"threshold": st.integers(1, 3), "fallback": st.booleans()})
 
 
@@ -229,14 +213,6 @@ def run(config: dict[str, Any], steps: list[Step], clock: Clock) -> tuple[Run, c
 REJECTED = "circuitbreaker.CircuitBreakerError"
 
 
-def telemetry() -> Telemetry:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    return Telemetry(tracer_provider, MeterProvider(metric_readers=[reader]), exporter, reader)
-
-
 @settings(max_examples=100, deadline=None)  # 300 pass too, in 8 minutes
 @given(CONFIGS, SEQUENCES)
 def test_instrumented_breaker_behaves_as_uninstrumented_and_telemetry_tells_the_truth(
@@ -245,7 +221,7 @@ def test_instrumented_breaker_behaves_as_uninstrumented_and_telemetry_tells_the_
     with mock.patch.object(circuitbreaker, "monotonic", Clock()) as clock:
         bare = run(config, steps, clock)[0]  # its breaker is freed before instrument() looks for breakers
     gc.collect()  # earlier examples' breakers, found by instrument(), would be observed too
-    t = telemetry()
+    t = in_memory_telemetry()
     instrumentor = CircuitBreakerInstrumentor()
     instrumentor.instrument(
         tracer_provider=t.tracer_provider, meter_provider=t.meter_provider, max_names=1_000_000

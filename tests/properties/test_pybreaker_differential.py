@@ -50,6 +50,7 @@ from otel_resilience.contract import (
     MetricSpec,
 )
 from otel_resilience.pybreaker import PyBreakerInstrumentor
+from tests.support.breaker_steps import Other, sequences
 from tests.support.telemetry import Telemetry
 from tests.support.telemetry import instrumented as instrumented_with
 
@@ -95,15 +96,9 @@ class Call:
     """Values a generator yields before its ending."""
 
 
-@dataclass(frozen=True)
-class Manual:
-    """A step that is not a call."""
-
-    action: str
-    """``open``, ``half_open``, ``close`` (the breaker's methods), ``wait_past_timeout``, ``wait_briefly``."""
-
-
-Operation = Union[Call, Manual]
+# Steps that are not calls (``Other``): ``open``, ``half_open``, ``close`` (the breaker's methods),
+# ``wait_past_timeout``, ``wait_briefly``.
+Operation = Union[Call, Other]
 
 _ENDINGS = st.one_of(st.just("return"), st.sampled_from(list(RAISED)))  # half the calls return
 OPERATIONS = st.one_of(
@@ -111,11 +106,11 @@ OPERATIONS = st.one_of(
     st.builds(Call, st.just("generator"), st.booleans(), _ENDINGS, st.integers(0, 2)),
     st.builds(Call, st.just("generator"), st.booleans(), st.just("close"), st.integers(1, 2)),
     # Waiting past the timeout on its own branch: often enough for half-open probes to be common.
-    st.just(Manual("wait_past_timeout")),
-    st.builds(Manual, st.sampled_from(["open", "half_open", "close", "wait_briefly"])),
+    st.just(Other("wait_past_timeout")),
+    st.builds(Other, st.sampled_from(["open", "half_open", "close", "wait_briefly"])),
 )
 # Lengths drawn uniformly: plain st.lists() makes most sequences too short to trip and recover.
-SEQUENCES = st.integers(0, 40).flatmap(lambda size: st.lists(OPERATIONS, min_size=size, max_size=size))
+SEQUENCES = sequences(OPERATIONS)
 CONFIGS = st.fixed_dictionaries(
     {
         "fail_max": st.integers(1, 4),
@@ -285,7 +280,7 @@ class Runner:
         return truth
 
     def perform(self, index: int, operation: Operation) -> Any:
-        if isinstance(operation, Manual):
+        if isinstance(operation, Other):
             if operation.action == "wait_past_timeout":
                 return self.clock.advance(RESET_TIMEOUT + 1)
             if operation.action == "wait_briefly":
@@ -405,17 +400,17 @@ TOUR_CONFIG = {"fail_max": 1, "success_threshold": 2, "throw_new_error_on_trip":
 TOUR = [
     Call("function", False, "failure", 0),  # trips: CircuitBreakerError with the failure as context
     Call("function", True, "return", 0),  # rejected
-    Manual("wait_past_timeout"),
+    Other("wait_past_timeout"),
     Call("generator", True, "return", 2),  # half-open probe; one success of the two needed
     Call("calling", False, "failure", 0),  # half-open failure: open again
-    Manual("wait_past_timeout"),
+    Other("wait_past_timeout"),
     Call("generator", False, "close", 1),  # probe closed early: GeneratorExit is a failure
-    Manual("open"),  # open -> open
-    Manual("half_open"),
+    Other("open"),  # open -> open
+    Other("half_open"),
     Call("calling", False, "excluded_by_predicate", 0),  # ignored, yet a success for the threshold
     Call("generator", True, "excluded", 1),  # ignored; the second success closes the breaker
     Call("function", False, "own_breaker_error", 0),  # ran, so a failure (and a trip), not rejected
-    Manual("close"),
+    Other("close"),
 ]
 
 

@@ -39,11 +39,6 @@ import wrapt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 from tenacity.tornadoweb import TornadoRetrying
 from tornado import gen
@@ -52,7 +47,7 @@ from otel_resilience import contract as c
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience._kit.exceptions import error_type
 from otel_resilience.tenacity import TenacityInstrumentor, _telemetry
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, in_memory_telemetry
 
 EXAMPLES_PER_FORM = 30
 
@@ -520,12 +515,10 @@ def check(form: str, policy: Policy, sequences: list[list[tuple[str, Any]]]) -> 
     assert_uninstrumented()
     twin = execute(form, policy, sequences)
 
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    telemetry = in_memory_telemetry()
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     try:
         instrumented = execute(form, policy, sequences)
         if form in LEFT_EARLY:
@@ -534,7 +527,6 @@ def check(form: str, policy: Policy, sequences: list[list[tuple[str, Any]]]) -> 
     finally:
         instrumentor.uninstrument()
     assert instrumented.observable() == twin.observable()
-    telemetry = Telemetry(tracer_provider, meter_provider, exporter, reader)
     if form == "async_for_shared":  # tasks share attempts: no per-operation truth, but well-formed
         check_structure(telemetry, every_attempt=False)
     else:

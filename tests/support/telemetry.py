@@ -1,4 +1,4 @@
-"""What the instrumentation exported during one test, and a fixture factory for instrument() options."""
+"""What the instrumentation exported during one test, and fixture factories that instrument for one test."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_resilience import contract as c
 
 
 @dataclass
@@ -47,6 +50,31 @@ class Telemetry:
         return {k: v for k, v in result.items() if v}
 
 
+def in_memory_telemetry(*, shutdown_on_exit: bool = True) -> Telemetry:
+    """Fresh SDK providers: spans to an in-memory exporter, metrics to an in-memory reader."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(shutdown_on_exit=shutdown_on_exit)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=shutdown_on_exit)
+    return Telemetry(tracer_provider, meter_provider, exporter, reader)
+
+
+def instrumented_fixture(instrumentor_type: type) -> Any:
+    """A fixture: ``instrumentor_type`` instrumented with the test's providers for one test."""
+
+    @pytest.fixture
+    def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
+        instrumentor = instrumentor_type()
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+        yield telemetry
+        instrumentor.uninstrument()
+
+    return instrumented
+
+
 def options_fixture(instrumentor_type: type) -> Any:
     """A fixture ``instrument(**options)`` that instruments with the test's providers and these options."""
 
@@ -72,16 +100,35 @@ def options_fixture(instrumentor_type: type) -> Any:
 def instrumented(instrumentor_type: type) -> Iterator[Telemetry]:
     """Fresh SDK providers and ``instrumentor_type`` instrumented with them, for one block (hypothesis
     examples cannot use function-scoped fixtures)."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider(shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    telemetry = in_memory_telemetry(shutdown_on_exit=False)
     instrumentor = instrumentor_type()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    instrumentor.instrument(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
     try:
-        yield Telemetry(tracer_provider, meter_provider, exporter, reader)
+        yield telemetry
     finally:
         instrumentor.uninstrument()
-        meter_provider.shutdown()
-        tracer_provider.shutdown()
+        telemetry.meter_provider.shutdown()
+        telemetry.tracer_provider.shutdown()
+
+
+def span_hook_infos(instrument: Any) -> list[Any]:
+    """Instrument (``instrument``: a fixture of ``options_fixture``) with a span hook that keeps each info
+    it is given: the list it fills."""
+    infos: list[Any] = []
+    instrument(span_hook=lambda span, info: infos.append(info))
+    return infos
+
+
+def assert_one_successful_breaker_call(telemetry: Telemetry, breaker: str) -> None:
+    """The only span exported is one successful call of ``breaker`` in the closed state."""
+    (span,) = telemetry.spans()
+    assert span.name == breaker
+    assert span.kind is SpanKind.INTERNAL
+    assert dict(span.attributes or {}) == {
+        c.BREAKER_NAME: breaker,
+        c.BREAKER_STATE: "closed",
+        c.OUTCOME: "success",
+    }
+    assert span.status.status_code is StatusCode.UNSET

@@ -60,6 +60,17 @@ def run_suite(library: str, arguments: list[str], cwd: Path, *, instrumented: bo
     return done.stdout + done.stderr
 
 
+def assert_all_passed(output: str, returncode: int, expected: int) -> str:
+    """The suite's run exited 0 and its summary line counts ``expected`` passed and nothing failed, errored
+    or skipped: that line."""
+    summary = re.search(r"^(\d+) passed\b.*$", output, re.MULTILINE)
+    assert summary is not None, output
+    assert int(summary.group(1)) == expected, output
+    assert not re.search(r"\b\d+ (failed|errors?|skipped)\b", summary.group(0)), output
+    assert returncode == 0, output
+    return summary.group(0)
+
+
 def summary(output: str) -> dict[str, int]:
     """pytest's closing counts: passed, failed, skipped, errors."""
     line = re.search(r"^=*\s*(\d+ (passed|failed|skipped).*)$", output, re.MULTILINE)

@@ -18,7 +18,9 @@ from opentelemetry.trace import StatusCode
 from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience.aiobreaker import AioBreakerCallInfo, AioBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.cancellation import cancel_after
+from tests.support.faulty import Broken
+from tests.support.telemetry import Telemetry, instrumented_fixture, options_fixture, span_hook_infos
 
 MADE_BEFORE = CircuitBreaker(fail_max=1, name="made_before")
 BOOM = "tests.unit.test_aiobreaker.Boom"
@@ -33,14 +35,8 @@ class Business(Exception):
     pass
 
 
-@pytest.fixture
-def ab_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = AioBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+ab_telemetry = instrumented_fixture(AioBreakerInstrumentor)
+instrument = options_fixture(AioBreakerInstrumentor)
 
 
 def calls(t: Telemetry, name: str) -> dict[tuple[object, ...], float]:
@@ -164,11 +160,7 @@ async def test_cancellation_is_neither_counted_nor_an_error(ab_telemetry: Teleme
     async def slow() -> None:
         await asyncio.sleep(10)
 
-    task = asyncio.ensure_future(breaker.call_async(slow))
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_after(0.01, lambda: breaker.call_async(slow))
     (span,) = [s for s in ab_telemetry.spans() if s.name == "cancel"]
     assert span.attributes[c.OUTCOME] == "ignored"
     assert span.status.status_code is StatusCode.UNSET
@@ -243,23 +235,14 @@ def test_exceptions_are_unchanged(ab_telemetry: Telemetry) -> None:
     assert caught.value.__cause__ is original
 
 
-def test_span_hook_suppression_and_rejection_registry(telemetry: Telemetry) -> None:
-    seen: list[AioBreakerCallInfo] = []
-    instrumentor = AioBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        span_hook=lambda span, info: seen.append(info),
-    )
-    try:
-        assert CircuitBreakerError in diagnostics.rejection_errors
-        breaker = CircuitBreaker(fail_max=1, name="hooked")
-        with pytest.raises(CircuitBreakerError):
-            breaker.call(fail)
-        with suppress_instrumentation(), pytest.raises(CircuitBreakerError):
-            breaker.call(fail)
-    finally:
-        instrumentor.uninstrument()
+def test_span_hook_suppression_and_rejection_registry(instrument: Any) -> None:
+    seen: list[AioBreakerCallInfo] = span_hook_infos(instrument)
+    assert CircuitBreakerError in diagnostics.rejection_errors
+    breaker = CircuitBreaker(fail_max=1, name="hooked")
+    with pytest.raises(CircuitBreakerError):
+        breaker.call(fail)
+    with suppress_instrumentation(), pytest.raises(CircuitBreakerError):
+        breaker.call(fail)
     assert [(i.name, i.state, i.outcome, type(i.error)) for i in seen] == [
         ("hooked", "closed", "failure", Boom)
     ]
@@ -272,12 +255,6 @@ def test_a_failing_meter_never_reaches_the_application(
     from otel_resilience._kit.instruments import active_recorder
 
     recorder: Any = active_recorder("otel_resilience.aiobreaker")
-
-    class Broken:
-        def add(self, *args: Any, **kwargs: Any) -> None:
-            raise RuntimeError("meter down")
-
-        record = add
 
     monkeypatch.setattr(recorder, "calls", Broken())
     monkeypatch.setattr(recorder, "transitions", Broken())

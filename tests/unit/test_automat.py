@@ -12,46 +12,13 @@ from opentelemetry import trace
 
 from otel_resilience import contract as c
 from otel_resilience.automat import AutomatInstrumentor, TriggerInfo
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.door import DOOR, Door
+from tests.support.state_machines import assert_metrics_only_calls_no_span_hook, machine_telemetry_broken
+from tests.support.telemetry import Telemetry, options_fixture, span_hook_infos
 
 instrument = options_fixture(AutomatInstrumentor)
 TRIGGER_KEYS = (c.STATEMACHINE_TRIGGER, c.STATEMACHINE_PREVIOUS_STATE, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE)
-DOOR = f"{__name__}.Door"
 NO_TRANSITION = "automat._core.NoTransition"
-
-
-class Door:
-    _machine = MethodicalMachine()
-    jammed = False
-
-    @_machine.state(initial=True)
-    def closed(self) -> None:
-        "closed"
-
-    @_machine.state()
-    def opened(self) -> None:
-        "opened"
-
-    @_machine.input()
-    def open(self) -> None:
-        "open"
-
-    @_machine.input()
-    def close(self) -> None:
-        "close"
-
-    @_machine.output()
-    def _creak(self) -> str:
-        if self.jammed:
-            raise RuntimeError("jammed")
-        return "creak"
-
-    @_machine.output()
-    def _slam(self) -> str:
-        return "slam"
-
-    closed.upon(open, enter=opened, outputs=[_creak, _slam])
-    opened.upon(close, enter=closed, outputs=[])
 
 
 class Light(Protocol):
@@ -219,17 +186,11 @@ def test_direct_transitioner_use_is_recorded_when_transition_returns(instrument:
 
 
 def test_span_hook_and_metrics_only(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    telemetry: Telemetry = instrument(metrics_only=True, span_hook=lambda span, info: infos.append(info))
-    Door().open()
-    assert telemetry.spans() == ()
-    assert infos == []
-    assert telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {("transitioned",): 1}
+    assert_metrics_only_calls_no_span_hook(instrument, lambda: Door().open())
 
 
 def test_span_hook_receives_the_instance(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    instrument(span_hook=lambda span, info: infos.append(info))
+    infos: list[TriggerInfo] = span_hook_infos(instrument)
     door = Door()
     door.open()
     (info,) = infos
@@ -244,18 +205,9 @@ def test_span_hook_receives_the_instance(instrument: Any) -> None:
 
 @pytest.mark.faults
 def test_a_fault_in_telemetry_never_reaches_the_app(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from otel_resilience import _statemachines
-    from otel_resilience._kit import faults
-
     instrument()
-
-    def broken(*_: Any) -> None:
-        raise ValueError("telemetry bug")
-
-    monkeypatch.setattr(_statemachines.MachineTelemetry, "record", broken)
-    door = Door()
-    assert door.open() == ["creak", "slam"]
-    with pytest.raises(NoTransition):
-        door.open()
-    assert ("state machine trigger telemetry", ValueError) in faults._reported
-    assert trace.get_current_span() is trace.INVALID_SPAN
+    with machine_telemetry_broken(monkeypatch):
+        door = Door()
+        assert door.open() == ["creak", "slam"]
+        with pytest.raises(NoTransition):
+            door.open()

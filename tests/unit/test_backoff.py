@@ -17,10 +17,11 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
 from otel_resilience import contract as c
-from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.backoff import BackoffCallInfo, BackoffInstrumentor
-from tests.support.faulty import Broken
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.cancellation import cancel_after
+from tests.support.cycles import assert_cycles_restore_every_original
+from tests.support.faulty import break_recorder_part
+from tests.support.telemetry import Telemetry, instrumented_fixture, options_fixture, span_hook_infos
 
 NAME = c.RETRY_NAME
 OUTCOME = c.OUTCOME
@@ -52,13 +53,8 @@ class Script:
         return self.result
 
 
+instrumented = instrumented_fixture(BackoffInstrumentor)
 instrument = options_fixture(BackoffInstrumentor)
-
-
-@pytest.fixture
-def instrumented(instrument: Any) -> Telemetry:
-    telemetry: Telemetry = instrument()
-    return telemetry
 
 
 def on_exception(**options: Any) -> Any:
@@ -246,24 +242,15 @@ def test_suppressed_operations_are_not_recorded(instrumented: Telemetry) -> None
     assert calls(instrumented) == {}
 
 
-def test_span_hook_receives_the_target(telemetry: Telemetry) -> None:
-    infos: list[BackoffCallInfo] = []
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        span_hook=lambda span, info: infos.append(info),
-    )
-    try:
+def test_span_hook_receives_the_target(instrument: Any) -> None:
+    infos: list[BackoffCallInfo] = span_hook_infos(instrument)
 
-        def fetch(script: Script) -> Any:
-            return script.next()
+    def fetch(script: Script) -> Any:
+        return script.next()
 
-        decorated = on_exception()(fetch)
-        script = Script(Flaky())
-        decorated(script)
-    finally:
-        instrumentor.uninstrument()
+    decorated = on_exception()(fetch)
+    script = Script(Flaky())
+    decorated(script)
     assert [(i.attempt, i.outcome) for i in infos] == [
         (1, "failure"),
         (2, "success"),
@@ -272,14 +259,10 @@ def test_span_hook_receives_the_target(telemetry: Telemetry) -> None:
     assert all(i.target is fetch and i.args == (script,) for i in infos)
 
 
-def test_metrics_only(telemetry: Telemetry) -> None:
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(meter_provider=telemetry.meter_provider, metrics_only=True)
-    try:
-        run = on_exception()(Script(Flaky()).next)
-        assert run() == "ok"
-    finally:
-        instrumentor.uninstrument()
+def test_metrics_only(instrument: Any) -> None:
+    telemetry: Telemetry = instrument(metrics_only=True)  # the tracer provider given too: still no span
+    run = on_exception()(Script(Flaky()).next)
+    assert run() == "ok"
     assert telemetry.spans() == ()
     assert [k[1] for k in calls(telemetry)] == ["success_with_retry"]
 
@@ -358,14 +341,7 @@ def test_async_cancellation_during_backoff(instrumented: Telemetry) -> None:
     async def fetch() -> Any:
         raise Flaky()
 
-    async def main() -> None:
-        task = asyncio.ensure_future(fetch())
-        await asyncio.sleep(0.05)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    asyncio.run(cancel_after(0.05, fetch))
     [key] = calls(instrumented)
     assert key[1:] == ("failed_without_retry", "asyncio.exceptions.CancelledError")
 
@@ -410,18 +386,7 @@ PATCHED = [
 
 
 def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
-    originals = [getattr(module, name) for module, name in PATCHED]
-    instrumentor = BackoffInstrumentor()
-    for _ in range(1000):
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-        )
-        assert all(
-            getattr(module, name) is not original for (module, name), original in zip(PATCHED, originals)
-        )
-        instrumentor.uninstrument()
-        assert all(getattr(module, name) is original for (module, name), original in zip(PATCHED, originals))
-    assert active_recorder(instrumentor.scope) is None
+    assert_cycles_restore_every_original(BackoffInstrumentor, telemetry, PATCHED)
 
 
 def test_decorations_outlive_instrumentation(telemetry: Telemetry) -> None:
@@ -450,40 +415,27 @@ def test_decorations_outlive_instrumentation(telemetry: Telemetry) -> None:
 @pytest.mark.faults
 @pytest.mark.parametrize("part", ["calls", "attempts", "backoff", "attempt_duration", "tracer", "span_hook"])
 def test_faults_never_reach_the_application(
-    telemetry: Telemetry, part: str, caplog: pytest.LogCaptureFixture
+    instrumented: Telemetry, part: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    instrumentor = BackoffInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    recorder: Any = active_recorder(instrumentor.scope)
-    if part == "span_hook":
-        recorder.span_hook = Broken().hook
-    elif part == "tracer":
-        recorder.tracer = Broken()
-    else:
-        setattr(recorder.metrics, part, Broken())
-    try:
+    break_recorder_part(BackoffInstrumentor, part)
 
-        @on_exception()
-        def run(script: Script) -> Any:
-            return script.next()
+    @on_exception()
+    def run(script: Script) -> Any:
+        return script.next()
 
-        @on_exception()
-        async def arun(script: Script) -> Any:
-            return script.next()
+    @on_exception()
+    async def arun(script: Script) -> Any:
+        return script.next()
 
-        with caplog.at_level(logging.WARNING, logger="otel_resilience"):
-            for _ in range(20):
-                assert run(Script(Flaky())) == "ok"
-                error = Fatal()
-                with pytest.raises(Fatal) as raised:
-                    run(Script(error))
-                assert raised.value is error
-                assert asyncio.run(arun(Script(Flaky(), Flaky()))) == "ok"
-                assert trace.get_current_span() is trace.INVALID_SPAN
-    finally:
-        instrumentor.uninstrument()
+    with caplog.at_level(logging.WARNING, logger="otel_resilience"):
+        for _ in range(20):
+            assert run(Script(Flaky())) == "ok"
+            error = Fatal()
+            with pytest.raises(Fatal) as raised:
+                run(Script(error))
+            assert raised.value is error
+            assert asyncio.run(arun(Script(Flaky(), Flaky()))) == "ok"
+            assert trace.get_current_span() is trace.INVALID_SPAN
     logged = [r for r in caplog.records if "telemetry failed" in r.getMessage()]
     assert 1 <= len(logged) <= 4  # once per place and kind of fault, not once per call
 

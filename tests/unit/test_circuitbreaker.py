@@ -14,12 +14,20 @@ import pytest
 from circuitbreaker import CircuitBreaker, CircuitBreakerError, CircuitBreakerMonitor, circuit
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
 from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience.circuitbreaker import BreakerCallInfo, CircuitBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.cancellation import cancel_after
+from tests.support.faulty import Broken, faulty_hook
+from tests.support.telemetry import (
+    Telemetry,
+    assert_one_successful_breaker_call,
+    instrumented_fixture,
+    options_fixture,
+    span_hook_infos,
+)
 
 MADE_BEFORE = CircuitBreaker(name="made_before", failure_threshold=1)
 
@@ -39,14 +47,8 @@ class Business(Exception):
     pass
 
 
-@pytest.fixture
-def cb_telemetry(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = CircuitBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+cb_telemetry = instrumented_fixture(CircuitBreakerInstrumentor)
+instrument = options_fixture(CircuitBreakerInstrumentor)
 
 
 def calls(t: Telemetry, name: str) -> dict[tuple[object, ...], float]:
@@ -83,15 +85,7 @@ def test_success_is_a_span_and_a_count(cb_telemetry: Telemetry) -> None:
         return x * 2
 
     assert double(21) == 42
-    (span,) = cb_telemetry.spans()
-    assert span.name == "db"
-    assert span.kind is SpanKind.INTERNAL
-    assert dict(span.attributes or {}) == {
-        c.BREAKER_NAME: "db",
-        c.BREAKER_STATE: "closed",
-        c.OUTCOME: "success",
-    }
-    assert span.status.status_code is StatusCode.UNSET
+    assert_one_successful_breaker_call(cb_telemetry, "db")
     assert calls(cb_telemetry, "db") == {("closed", "success", None): 1}
     (duration,) = [p for p in cb_telemetry.points(c.BREAKER_CALL_DURATION.name) if p.count]
     assert tuple(duration.explicit_bounds) == c.DURATION_BUCKETS
@@ -346,11 +340,7 @@ async def test_cancellation_is_ignored_and_not_an_error(cb_telemetry: Telemetry)
     async def slow() -> None:
         await asyncio.sleep(10)
 
-    task = asyncio.ensure_future(slow())
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_after(0.01, slow)
     (span,) = spans_of(cb_telemetry, "cancel")
     assert span.attributes[c.OUTCOME] == "ignored"
     assert span.status.status_code is StatusCode.UNSET
@@ -398,23 +388,14 @@ def test_transition_logs(cb_telemetry: Telemetry, caplog: pytest.LogCaptureFixtu
     ]
 
 
-def test_span_hook_and_suppression(telemetry: Telemetry) -> None:
-    seen: list[BreakerCallInfo] = []
-    instrumentor = CircuitBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        span_hook=lambda span, info: seen.append(info),
-    )
-    try:
-        breaker = CircuitBreaker(name="hooked", failure_threshold=1, fallback_function=lambda: 0)
-        with pytest.raises(Boom):
-            breaker(fail)()
+def test_span_hook_and_suppression(instrument: Any) -> None:
+    seen: list[BreakerCallInfo] = span_hook_infos(instrument)
+    breaker = CircuitBreaker(name="hooked", failure_threshold=1, fallback_function=lambda: 0)
+    with pytest.raises(Boom):
+        breaker(fail)()
+    assert breaker(lambda: 1)() == 0
+    with suppress_instrumentation():
         assert breaker(lambda: 1)() == 0
-        with suppress_instrumentation():
-            assert breaker(lambda: 1)() == 0
-    finally:
-        instrumentor.uninstrument()
     assert [(i.name, i.state, i.outcome, type(i.error), i.fallback) for i in seen] == [
         ("hooked", "closed", "failure", Boom, False),
         ("hooked", "open", "rejected", type(None), True),
@@ -426,17 +407,11 @@ def test_rejections_are_registered_for_retry_diagnostics(cb_telemetry: Telemetry
     assert CircuitBreakerError in diagnostics.rejection_errors
 
 
-def test_metrics_only(telemetry: Telemetry) -> None:
-    instrumentor = CircuitBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, metrics_only=True
-    )
-    try:
-        breaker = CircuitBreaker(name="quiet", failure_threshold=1)
-        with pytest.raises(Boom):
-            breaker(fail)()
-    finally:
-        instrumentor.uninstrument()
+def test_metrics_only(instrument: Any) -> None:
+    telemetry: Telemetry = instrument(metrics_only=True)
+    breaker = CircuitBreaker(name="quiet", failure_threshold=1)
+    with pytest.raises(Boom):
+        breaker(fail)()
     assert telemetry.spans() == ()
     assert calls(telemetry, "quiet") == {("closed", "failure", "tests.unit.test_circuitbreaker.Boom"): 1}
 
@@ -451,12 +426,6 @@ def test_a_failing_meter_never_reaches_the_application(
     from otel_resilience._kit.instruments import active_recorder
 
     recorder: Any = active_recorder("otel_resilience.circuitbreaker")
-
-    class Broken:
-        def add(self, *args: Any, **kwargs: Any) -> None:
-            raise RuntimeError("meter down")
-
-        record = add
 
     monkeypatch.setattr(recorder, "calls", Broken())
     monkeypatch.setattr(recorder, "transitions", Broken())
@@ -473,18 +442,9 @@ def test_a_failing_meter_never_reaches_the_application(
 
 
 @pytest.mark.faults
-def test_a_failing_span_hook_is_contained(telemetry: Telemetry) -> None:
-    def broken(span: Any, info: Any) -> None:
-        raise RuntimeError("hook")
-
-    instrumentor = CircuitBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider, span_hook=broken
-    )
-    try:
-        assert circuit(name="hook")(lambda: 5)() == 5
-    finally:
-        instrumentor.uninstrument()
+def test_a_failing_span_hook_is_contained(instrument: Any) -> None:
+    telemetry: Telemetry = instrument(span_hook=faulty_hook)
+    assert circuit(name="hook")(lambda: 5)() == 5
     assert len(telemetry.spans()) == 1
 
 

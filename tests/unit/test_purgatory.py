@@ -21,11 +21,12 @@ from purgatory.domain.model import ClosedState, Context, HalfOpenedState, Opened
 
 from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
-from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor
-from tests.support.faulty import Broken
+from tests.support.cancellation import cancel_after
+from tests.support.cycles import assert_cycles_restore_every_original
+from tests.support.faulty import break_recorder_part
 from tests.support.redis_server import redis_server
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.telemetry import Telemetry, instrumented_fixture, options_fixture, span_hook_infos
 
 REJECTED = "purgatory.domain.model.OpenedState"
 
@@ -38,13 +39,8 @@ class Excluded(Exception):
     pass
 
 
+instrumented = instrumented_fixture(PurgatoryInstrumentor)
 instrument = options_fixture(PurgatoryInstrumentor)
-
-
-@pytest.fixture
-def instrumented(instrument: Any) -> Telemetry:
-    telemetry: Telemetry = instrument()
-    return telemetry
 
 
 def calls(telemetry: Telemetry) -> dict[tuple[Any, ...], float]:
@@ -167,18 +163,9 @@ def test_rejection_is_the_same_object_and_registered(instrumented: Telemetry) ->
     assert calls(instrumented)[("x", "open", "rejected")] == 3
 
 
-def test_span_hook_and_states(telemetry: Telemetry) -> None:
-    infos: list[PurgatoryCallInfo] = []
-    instrumentor = PurgatoryInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        span_hook=lambda span, info: infos.append(info),
-    )
-    try:
-        scenario(SyncCircuitBreakerFactory())
-    finally:
-        instrumentor.uninstrument()
+def test_span_hook_and_states(instrument: Any) -> None:
+    infos: list[PurgatoryCallInfo] = span_hook_infos(instrument)
+    scenario(SyncCircuitBreakerFactory())
     assert [(i.state, i.outcome) for i in infos] == [
         ("closed", "success"),
         ("closed", "ignored"),
@@ -207,14 +194,7 @@ def test_cancellation_is_purgatorys_failure(instrumented: Telemetry) -> None:
     async def slow() -> None:
         await asyncio.sleep(10)
 
-    async def main() -> None:
-        task = asyncio.ensure_future(slow())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    asyncio.run(cancel_after(0.01, slow))
     assert calls(instrumented) == {("slow", "closed", "failure"): 1}
     [span] = breaker_spans(instrumented)
     assert span.status.status_code is StatusCode.UNSET
@@ -298,42 +278,20 @@ PATCHED = [
 
 
 def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
-    originals = [vars(owner)[name] for owner, name in PATCHED]
-    instrumentor = PurgatoryInstrumentor()
-    for _ in range(1000):
-        instrumentor.instrument(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-        )
-        assert all(vars(owner)[name] is not original for (owner, name), original in zip(PATCHED, originals))
-        instrumentor.uninstrument()
-        assert all(vars(owner)[name] is original for (owner, name), original in zip(PATCHED, originals))
-    assert active_recorder(instrumentor.scope) is None
+    assert_cycles_restore_every_original(PurgatoryInstrumentor, telemetry, PATCHED)
 
 
 @pytest.mark.faults
 @pytest.mark.parametrize("part", ["calls", "duration", "transitions", "tracer", "span_hook", "names"])
-def test_faults_never_reach_the_application(telemetry: Telemetry, part: str) -> None:
-    instrumentor = PurgatoryInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    recorder: Any = active_recorder(instrumentor.scope)
-    if part == "span_hook":
-        recorder.span_hook = Broken().hook
-    elif part in ("tracer", "names"):
-        setattr(recorder, part, Broken())
-    else:
-        setattr(recorder.metrics, part, Broken())
-    try:
-        for _ in range(10):
-            assert scenario(SyncCircuitBreakerFactory(), ttl=0.01) == [
-                "ok",
-                "Excluded",
-                "Boom",
-                "Boom",
-                "rejected",
-                "ok",
-            ]
-            assert trace.get_current_span() is trace.INVALID_SPAN
-    finally:
-        instrumentor.uninstrument()
+def test_faults_never_reach_the_application(instrumented: Telemetry, part: str) -> None:
+    break_recorder_part(PurgatoryInstrumentor, part)
+    for _ in range(10):
+        assert scenario(SyncCircuitBreakerFactory(), ttl=0.01) == [
+            "ok",
+            "Excluded",
+            "Boom",
+            "Boom",
+            "rejected",
+            "ok",
+        ]
+        assert trace.get_current_span() is trace.INVALID_SPAN

@@ -12,12 +12,12 @@ import pybreaker
 import pytest
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import StatusCode
 
 from otel_resilience import contract as c
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.pybreaker import PyBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, assert_one_successful_breaker_call
 
 pytestmark = pytest.mark.usefixtures("breaker_telemetry")
 
@@ -41,15 +41,7 @@ def calls(t: Telemetry) -> dict[tuple[object, ...], float]:
 def test_success_call_is_a_span_and_a_count(breaker_telemetry: Telemetry) -> None:
     breaker = pybreaker.CircuitBreaker(name="db")
     assert breaker.call(lambda x: x * 2, 21) == 42
-    (span,) = breaker_telemetry.spans()
-    assert span.name == "db"
-    assert span.kind is SpanKind.INTERNAL
-    assert dict(span.attributes or {}) == {
-        c.BREAKER_NAME: "db",
-        c.BREAKER_STATE: "closed",
-        c.OUTCOME: "success",
-    }
-    assert span.status.status_code is StatusCode.UNSET
+    assert_one_successful_breaker_call(breaker_telemetry, "db")
     assert calls(breaker_telemetry) == {("closed", "success", None): 1}
     durations = breaker_telemetry.points(c.BREAKER_CALL_DURATION.name)
     assert tuple(durations[0].explicit_bounds) == c.DURATION_BUCKETS

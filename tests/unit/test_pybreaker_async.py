@@ -16,7 +16,7 @@ import asyncio
 import gc
 import re
 import warnings
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -30,7 +30,7 @@ from opentelemetry.trace import StatusCode
 from otel_resilience import contract as c
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.pybreaker import PyBreakerInstrumentor
-from tests.support.telemetry import Telemetry
+from tests.support.telemetry import Telemetry, instrumented_fixture
 
 
 class ServiceDown(Exception):
@@ -226,14 +226,7 @@ def run_case(name: str) -> Seen:
     return seen
 
 
-@pytest.fixture
-def instrumented(telemetry: Telemetry) -> Iterator[Telemetry]:
-    instrumentor = PyBreakerInstrumentor()
-    instrumentor.instrument(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
-    yield telemetry
-    instrumentor.uninstrument()
+instrumented = instrumented_fixture(PyBreakerInstrumentor)
 
 
 @pytest.mark.parametrize("name", list(CASES))

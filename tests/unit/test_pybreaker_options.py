@@ -7,13 +7,13 @@ from typing import Any
 
 import pybreaker
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from otel_resilience import contract as c
 from otel_resilience._kit.instruments import active_recorder
 from otel_resilience.pybreaker import BreakerCallInfo, PyBreakerInstrumentor
 from tests.support.breaker_scenario import UNINSTRUMENTED, Boom, exercise
+from tests.support.faulty import RaisingInstrument, RaisingProcessor, faulty_hook
 from tests.support.telemetry import Telemetry, options_fixture
 
 instrument = options_fixture(PyBreakerInstrumentor)
@@ -65,29 +65,9 @@ def test_breaker_names_are_capped(instrument: Any, caplog: pytest.LogCaptureFixt
     assert len([r for r in caplog.records if "distinct circuit breaker names" in r.getMessage()]) == 1
 
 
-class RaisingProcessor(SpanProcessor):
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        raise RuntimeError("processor on_start")
-
-    def on_end(self, span: ReadableSpan) -> None:
-        raise RuntimeError("processor on_end")
-
-
 class RaisingExporter(SpanExporter):
     def export(self, spans: Any) -> SpanExportResult:
         raise RuntimeError("exporter")
-
-
-def faulty_hook(span: Any, info: Any) -> None:
-    raise RuntimeError("hook")
-
-
-class RaisingInstrument:
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("counter")
-
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("histogram")
 
 
 @pytest.mark.faults

@@ -16,7 +16,8 @@ from statemachine.exceptions import TransitionNotAllowed
 
 from otel_resilience import contract as c
 from otel_resilience.statemachine import StateMachineInstrumentor, TriggerInfo
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.state_machines import assert_metrics_only_calls_no_span_hook, machine_telemetry_broken
+from tests.support.telemetry import Telemetry, options_fixture, span_hook_infos
 
 instrument = options_fixture(StateMachineInstrumentor)
 TRIGGER_KEYS = (c.STATEMACHINE_TRIGGER, c.STATEMACHINE_PREVIOUS_STATE, c.STATEMACHINE_OUTCOME, c.ERROR_TYPE)
@@ -185,17 +186,11 @@ def test_machines_before_instrument(instrument: Any) -> None:
 
 
 def test_span_hook_and_metrics_only(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    telemetry: Telemetry = instrument(metrics_only=True, span_hook=lambda span, info: infos.append(info))
-    Order().pay()
-    assert telemetry.spans() == ()
-    assert infos == []
-    assert telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {("transitioned",): 1}
+    assert_metrics_only_calls_no_span_hook(instrument, lambda: Order().pay())
 
 
 def test_span_hook_receives_the_machine(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    instrument(span_hook=lambda span, info: infos.append(info))
+    infos: list[TriggerInfo] = span_hook_infos(instrument)
     order = Order()
     order.pay()
     (info,) = infos
@@ -210,21 +205,12 @@ def test_span_hook_receives_the_machine(instrument: Any) -> None:
 
 @pytest.mark.faults
 def test_a_fault_in_telemetry_never_reaches_the_app(instrument: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from otel_resilience import _statemachines
-    from otel_resilience._kit import faults
-
     instrument()
-
-    def broken(*_: Any) -> None:
-        raise ValueError("telemetry bug")
-
-    monkeypatch.setattr(_statemachines.MachineTelemetry, "record", broken)
-    order = Order()
-    order.pay()
-    with pytest.raises(TransitionNotAllowed):
+    with machine_telemetry_broken(monkeypatch):
+        order = Order()
         order.pay()
-    assert ("state machine trigger telemetry", ValueError) in faults._reported
-    assert trace.get_current_span() is trace.INVALID_SPAN
+        with pytest.raises(TransitionNotAllowed):
+            order.pay()
 
 
 PATCHED = [

@@ -23,6 +23,7 @@ from tornado import gen, ioloop
 from otel_resilience import contract as c
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience.tenacity import TenacityInstrumentor
+from tests.support.cancellation import cancel_after
 from tests.support.loops import site
 from tests.support.telemetry import Telemetry
 
@@ -647,15 +648,8 @@ def test_the_garbage_collector_only_queues_work(retry_telemetry: Telemetry) -> N
 
 
 def test_interrupted_backoff_is_a_failure(retry_telemetry: Telemetry) -> None:
-    async def main() -> None:
-        retrying = tenacity.AsyncRetrying(wait=tenacity.wait_fixed(10))
-        task = asyncio.ensure_future(retrying(arun, Script(Flaky())))
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(main())
+    retrying = tenacity.AsyncRetrying(wait=tenacity.wait_fixed(10))
+    asyncio.run(cancel_after(0.01, lambda: retrying(arun, Script(Flaky()))))
     gc.collect()
     run_deferred()
     arun_name = f"{__name__}.arun"

@@ -13,10 +13,11 @@ import tenacity
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeter
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 
 from otel_resilience import contract as c
 from otel_resilience.tenacity import RetryCallInfo, TenacityInstrumentor
+from tests.support.faulty import RaisingInstrument, RaisingProcessor, faulty_hook
 from tests.support.telemetry import Telemetry, options_fixture
 from tests.support.tenacity_patch_points import WITH_ATTEMPT, WRAPPED
 
@@ -172,22 +173,6 @@ def test_uninstrument_restores_tenacity(instrument: Any) -> None:
     assert telemetry.spans() == ()
 
 
-class RaisingProcessor(SpanProcessor):
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        raise RuntimeError("processor on_start")
-
-    def on_end(self, span: ReadableSpan) -> None:
-        raise RuntimeError("processor on_end")
-
-
-class RaisingInstrument:
-    def add(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("counter")
-
-    def record(self, *args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("histogram")
-
-
 class RaisingMeter(NoOpMeter):
     """Instruments that raise when used (counters are kept in process: their histograms raise)."""
 
@@ -200,10 +185,6 @@ class RaisingMeter(NoOpMeter):
 class RaisingMeterProvider:
     def get_meter(self, name: str, *args: Any, **kwargs: Any) -> RaisingMeter:
         return RaisingMeter(name)
-
-
-def faulty_hook(span: Any, info: Any) -> None:
-    raise RuntimeError("hook")
 
 
 @pytest.mark.faults

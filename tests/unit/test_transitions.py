@@ -16,7 +16,8 @@ from transitions.extensions.asyncio import AsyncEvent, AsyncMachine, Hierarchica
 
 from otel_resilience import contract as c
 from otel_resilience.transitions import TransitionsInstrumentor, TriggerInfo
-from tests.support.telemetry import Telemetry, options_fixture
+from tests.support.state_machines import assert_metrics_only_calls_no_span_hook, machine_telemetry_broken
+from tests.support.telemetry import Telemetry, options_fixture, span_hook_infos
 
 instrument = options_fixture(TransitionsInstrumentor)
 TRIGGER_KEYS = (
@@ -298,18 +299,15 @@ def test_machines_made_before_instrument_and_collected_ones(instrument: Any) -> 
 
 
 def test_metrics_only_and_span_hook(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    telemetry = instrument(metrics_only=True, span_hook=lambda span, info: infos.append(info))
-    order, _ = order_machine()
-    order.pay()
-    assert telemetry.spans() == ()
-    assert infos == []
-    assert telemetry.values(c.STATEMACHINE_TRIGGERS.name, c.STATEMACHINE_OUTCOME) == {("transitioned",): 1}
+    def pay() -> None:
+        order, _ = order_machine()  # made once instrumented, as the other tests' machines
+        order.pay()
+
+    assert_metrics_only_calls_no_span_hook(instrument, pay)
 
 
 def test_span_hook_receives_the_trigger(instrument: Any) -> None:
-    infos: list[TriggerInfo] = []
-    instrument(span_hook=lambda span, info: infos.append(info))
+    infos: list[TriggerInfo] = span_hook_infos(instrument)
     order, machine = order_machine()
     order.pay()
     (info,) = infos
@@ -334,21 +332,12 @@ def test_name_cap(instrument: Any) -> None:
 def test_a_fault_in_telemetry_never_reaches_the_app(
     telemetry_on: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from otel_resilience import _statemachines
-
-    def broken(*_: Any) -> None:
-        raise ValueError("telemetry bug")
-
-    monkeypatch.setattr(_statemachines.MachineTelemetry, "record", broken)
-    order, _ = order_machine()
-    assert order.pay() is True
-    order.fail_on_ship = True
-    with pytest.raises(RuntimeError):
-        order.ship()
-    from otel_resilience._kit import faults
-
-    assert ("state machine trigger telemetry", ValueError) in faults._reported
-    assert trace.get_current_span() is trace.INVALID_SPAN  # the trigger's context was restored
+    with machine_telemetry_broken(monkeypatch):
+        order, _ = order_machine()
+        assert order.pay() is True
+        order.fail_on_ship = True
+        with pytest.raises(RuntimeError):
+            order.ship()
 
 
 PATCHED = [

@@ -13,41 +13,14 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tarfile
-import tempfile
-from pathlib import Path
 
 from tests.support import ROOT
+from tests.support.upstream_suites import assert_all_passed, unpacked_sdist
 
-CACHE = ROOT / ".cache" / "upstream"
 VERSION = "2.1.3"
 UPSTREAM_TESTS = 63
-
-
-def unpacked_sdist() -> Path:
-    """circuitbreaker's sdist, unpacked without its module, ready to run its tests."""
-    target = CACHE / f"circuitbreaker-{VERSION}"
-    if (target / "tests").is_dir():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as work:
-        download = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps"]
-        done = subprocess.run(
-            [*download, f"circuitbreaker=={VERSION}", "-d", work], capture_output=True, text=True, check=False
-        )
-        assert done.returncode == 0, f"could not download the circuitbreaker {VERSION} sdist:\n{done.stderr}"
-        with tarfile.open(Path(work) / f"circuitbreaker-{VERSION}.tar.gz") as archive:
-            if hasattr(tarfile, "data_filter"):  # Pythons with the extraction filters (PEP 706)
-                archive.extractall(work, filter="data")
-            else:
-                archive.extractall(work)
-        unpacked = Path(work) / f"circuitbreaker-{VERSION}"
-        (unpacked / "circuitbreaker.py").rename(unpacked / "circuitbreaker-from-sdist.py")
-        shutil.move(str(unpacked), target)  # complete, or not there at all
-    return target
 
 
 def run_suite(*, instrumented: bool) -> tuple[str, str]:
@@ -65,16 +38,18 @@ def run_suite(*, instrumented: bool) -> tuple[str, str]:
         "-W", "error::pytest.PytestUnraisableExceptionWarning",
     ]  # fmt: skip
     done = subprocess.run(
-        command, cwd=unpacked_sdist(), env=env, capture_output=True, text=True, timeout=600, check=False
+        command,
+        cwd=unpacked_sdist("circuitbreaker", VERSION, "circuitbreaker.py"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     output = done.stdout + done.stderr
-    summary = re.search(r"^(\d+) passed\b.*$", output, re.MULTILINE)
-    assert summary is not None, output
-    assert int(summary.group(1)) == UPSTREAM_TESTS, output
-    assert not re.search(r"\b\d+ (failed|errors?|skipped)\b", summary.group(0)), output
-    assert done.returncode == 0, output
+    summary = assert_all_passed(output, done.returncode, UPSTREAM_TESTS)
     active = re.search(r"instrumentation active: (\d+) spans, (\d+) metric data points", output)
-    return summary.group(0), "" if active is None else active.group(0)
+    return summary, "" if active is None else active.group(0)
 
 
 def test_circuitbreaker_suite_passes_uninstrumented_and_instrumented() -> None:
