@@ -100,8 +100,10 @@ def exemplar_context(span: Span | None) -> Context | None:
     return None if span is None else trace.set_span_in_context(span)
 
 
-NO_EXEMPLAR: Context = context.Context()
-"""The context of a measurement that is to carry no exemplar (it holds no span to name).
+NO_EXEMPLAR: Context = trace.set_span_in_context(trace.INVALID_SPAN, context.Context())
+"""The context of a measurement that is to carry no exemplar: it holds the invalid span, which no
+trace-based exemplar filter samples. (Not an empty context: the SDK takes an empty one, which is
+falsy, as no context at all, and measures in the current one.)
 
 A breaker's rejection is measured in microseconds of bookkeeping, not latency worth a trace: its
 duration keeps its exemplar slot (and the cost of filling it) for calls that ran.

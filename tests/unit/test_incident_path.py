@@ -39,8 +39,9 @@ def test_a_rejection_is_an_error_span_without_exception_event_or_exemplar(
     breaker = pybreaker.CircuitBreaker(name="db", reset_timeout=60)
     assert breaker.call(lambda: "ok") == "ok"
     breaker.open()
-    with pytest.raises(pybreaker.CircuitBreakerError):
-        breaker.call(lambda: "never runs")
+    app = breaker_telemetry.tracer_provider.get_tracer("app")
+    with app.start_as_current_span("request"), pytest.raises(pybreaker.CircuitBreakerError):
+        breaker.call(lambda: "never runs")  # in the app's request: that span is not its exemplar either
 
     success, rejected = call_spans(breaker_telemetry, "db")
     assert rejected.status.status_code is StatusCode.ERROR
