@@ -38,15 +38,14 @@ def is_cancellation(exc: BaseException) -> bool:
     )
 
 
-def record_exception(
-    span: Span, exc: BaseException, *, messages: bool, timestamp: int | None = None, stack: bool = True
-) -> None:
+def record_exception(span: Span, exc: BaseException, *, messages: bool, timestamp: int | None = None) -> None:
     """Record ``exc`` on ``span`` as an ``exception`` event: its type, message and stack.
 
-    The stack is :func:`stack_summary`'s, without source lines: what locates the failure, at a
-    fraction of the cost of the SDK's ``record_exception`` (which formats the whole chain and reads
-    every source line), so that failures storms cost telemetry no more than successes. ``stack=False``
-    leaves it out.
+    The stack is the traceback as Python prints it, but without source lines or chained exceptions:
+    file, line and function of each frame (the innermost :data:`STACK_FRAMES`, which hold the
+    failure), then the exception's type and message. That locates the failure at a fraction of the
+    cost of the SDK's ``record_exception`` (which formats the whole chain and reads every source
+    line), so that failure storms cost telemetry little more than successes.
 
     An exception's message can carry user data (an e-mail address, a query), and so can the last
     line of its stack: without ``messages``, only its type is recorded.
@@ -56,24 +55,9 @@ def record_exception(
     if messages:
         message = str(exc)
         attributes[_EXCEPTION_MESSAGE] = message
-        if stack:
-            last_line = f"{etype}: {message}" if message else etype
-            attributes[_EXCEPTION_STACKTRACE] = f"{_frames_text(exc.__traceback__)}\n{last_line}"
+        last_line = f"{etype}: {message}" if message else etype
+        attributes[_EXCEPTION_STACKTRACE] = f"{_frames_text(exc.__traceback__)}\n{last_line}"
     span.add_event(_EXCEPTION_EVENT, attributes, timestamp=timestamp)
-
-
-def stack_summary(exc: BaseException) -> str:
-    """``exc``'s traceback as Python prints it, but without source lines or chained exceptions.
-
-    File, line and function of each frame (the innermost :data:`STACK_FRAMES`, which hold the
-    failure), then the exception's type and message.
-    """
-    etype, message = error_type(exc), str(exc)
-    return (
-        f"{_frames_text(exc.__traceback__)}\n{etype}: {message}"
-        if message
-        else f"{_frames_text(exc.__traceback__)}\n{etype}"
-    )
 
 
 _frames_texts: dict[tuple[int, ...], tuple[str, list[CodeType]]] = {}
