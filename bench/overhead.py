@@ -116,7 +116,7 @@ PATCH_POINTS = (
     (pybreaker.CircuitBreaker, "call"),
     (pybreaker.CircuitBreaker, "is_system_error"),
     (pybreaker.CircuitBreaker, "_create_new_state"),
-    (pybreaker.CircuitBreakerState, "call"),
+    (pybreaker.CircuitBreakerState, "before_call"),
     (aiobreaker.circuitbreaker.CircuitBreaker, "__init__"),
     (aiobreaker.circuitbreaker.CircuitBreaker, "is_system_error"),
     (aiobreaker.circuitbreaker.CircuitBreaker, "_create_new_state"),

@@ -38,8 +38,17 @@ def is_cancellation(exc: BaseException) -> bool:
     )
 
 
-def record_exception(span: Span, exc: BaseException, *, messages: bool, timestamp: int | None = None) -> None:
+def record_exception(
+    span: Span,
+    exc: BaseException,
+    *,
+    messages: bool,
+    timestamp: int | None = None,
+    etype: str | None = None,
+) -> None:
     """Record ``exc`` on ``span`` as an ``exception`` event: its type, message and stack.
+
+    ``etype`` is ``error_type(exc)``, when the caller has it already.
 
     The stack is the traceback as Python prints it, but without source lines or chained exceptions:
     file, line and function of each frame (the innermost :data:`STACK_FRAMES`, which hold the
@@ -50,7 +59,8 @@ def record_exception(span: Span, exc: BaseException, *, messages: bool, timestam
     An exception's message can carry user data (an e-mail address, a query), and so can the last
     line of its stack: without ``messages``, only its type is recorded.
     """
-    etype = error_type(exc)
+    if etype is None:
+        etype = error_type(exc)
     attributes = {_EXCEPTION_TYPE: etype}
     if messages:
         message = str(exc)
@@ -71,17 +81,21 @@ _FRAMES_TEXTS_MAX = 512
 
 def _frames_text(tb: TracebackType | None) -> str:
     """The ``Traceback (most recent call last):`` block of ``tb``: a line per frame, no source."""
-    codes: list[CodeType] = []
     place: list[int] = []
-    while tb is not None:
-        code = tb.tb_frame.f_code
-        codes.append(code)
-        place += (id(code), tb.tb_lineno)
-        tb = tb.tb_next
+    add = place.append
+    step = tb
+    while step is not None:
+        add(id(step.tb_frame.f_code))
+        add(step.tb_lineno)
+        step = step.tb_next
     key = tuple(place)
     cached = _frames_texts.get(key)
     if cached is not None:
         return cached[0]
+    codes: list[CodeType] = []
+    while tb is not None:
+        codes.append(tb.tb_frame.f_code)
+        tb = tb.tb_next
     lines = ["Traceback (most recent call last):"]
     if len(codes) > STACK_FRAMES:
         lines.append(f"  ... {len(codes) - STACK_FRAMES} outer frames left out")

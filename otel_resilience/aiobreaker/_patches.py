@@ -25,7 +25,7 @@ from aiobreaker.circuitbreaker import CircuitBreaker
 from aiobreaker.state import CircuitBreakerBaseState, CircuitBreakerError, CircuitOpenState
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_resilience._kit.breakers import notified_transitions
+from otel_resilience._kit.breakers import notified_transitions, run_trial, run_trial_async
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import report_fault
@@ -42,27 +42,34 @@ if TYPE_CHECKING:
 
 
 def _start(telemetry: AioBreakerTelemetry, state: Any) -> ActiveCall | None:
-    """A new call record, or None when this entry is not a call of its own, or not recorded."""
+    """A new call record, or None when this call is not recorded."""
     if pending:
         run_deferred()
-    breaker = state._breaker
-    outer = active_call.get()
-    if outer is not None and outer.breaker is breaker:
-        outer.state = STATES[state.state]  # the open state re-entering half-open: the same call
-        return None
     if not is_instrumentation_enabled():
         return None
     try:
-        return telemetry.start(breaker, state.state)
+        return telemetry.start(state._breaker, state.state)
     except Exception as fault:
         report_fault("aiobreaker call telemetry", fault)
         return None
+
+
+def _trial_of(state: Any) -> ActiveCall | None:
+    """The call this entry re-enters, if any: the open state's, its breaker just half-opened."""
+    outer = active_call.get()
+    if outer is None or outer.breaker is not state._breaker:
+        return None
+    outer.state = STATES[state.state]
+    return outer
 
 
 def _call_wrapper(telemetry: AioBreakerTelemetry) -> Wrapper:
     def call(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        outer = _trial_of(instance)
+        if outer is not None:
+            return run_trial(telemetry, outer, wrapped, args, kwargs)
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
@@ -92,6 +99,9 @@ async def _recorded_call_async(
     kwargs: dict[str, Any],
 ) -> Any:
     # In the task that awaits the call: the nested entry of the open state sees this record.
+    outer = _trial_of(instance)
+    if outer is not None:
+        return await run_trial_async(telemetry, outer, wrapped, args, kwargs)
     record = _start(telemetry, instance)
     if record is None:
         return await wrapped(*args, **kwargs)
@@ -103,7 +113,7 @@ async def _recorded_call_async(
         telemetry.finish(record, exc)
         # This frame stays in the exception's traceback, a cycle only the garbage collector frees:
         # it keeps nothing of ours alive (failures come in storms; fewer collections).
-        record = None
+        del record, wrapped, args, kwargs
         raise
     finally:
         if span_token is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable
 
 from aiobreaker.circuitbreaker import CircuitBreaker
@@ -18,6 +17,7 @@ from otel_resilience._kit.breakers import (
     OPEN,
     REJECTED,
     SUCCESS,
+    BreakerCall,
     BreakerRecorder,
 )
 from otel_resilience._kit.exceptions import error_type
@@ -28,8 +28,6 @@ from otel_resilience.aiobreaker._info import AioBreakerCallInfo
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable
-
-    from opentelemetry.trace import Span
 
     from otel_resilience._kit.settings import Settings
 
@@ -42,17 +40,14 @@ _SKIPPED_PACKAGES = ("aiobreaker", "wrapt", "otel_resilience", "contextlib", "as
 REJECTED_ERROR = f"{CircuitBreakerError.__module__}.{CircuitBreakerError.__qualname__}"
 
 
-class ActiveCall:
+class ActiveCall(BreakerCall):
     """One user call through a breaker, from its state's ``call`` to the call's real end."""
 
-    __slots__ = ("breaker", "name", "span", "started", "state")
+    __slots__ = ("breaker",)
 
-    def __init__(self, breaker: CircuitBreaker, name: str, state: str, span: Span | None) -> None:
+    def __init__(self, breaker: CircuitBreaker, name: str, state: str) -> None:
+        super().__init__(name, state)
         self.breaker = breaker
-        self.name = name
-        self.state = state
-        self.span = span
-        self.started = perf_counter()
 
 
 active_call: ContextVar[ActiveCall | None] = ContextVar("otel_resilience_aiobreaker_call", default=None)
@@ -78,9 +73,9 @@ class AioBreakerTelemetry(BreakerRecorder[AioBreakerCallInfo]):
     # -- calls ----------------------------------------------------------------------------------
 
     def start(self, breaker: CircuitBreaker, state: CircuitBreakerState) -> ActiveCall:
-        name = self.name_of(breaker)
-        reported_state = STATES[state]
-        return ActiveCall(breaker, name, reported_state, self.start_call_span(name, reported_state))
+        call = ActiveCall(breaker, self.name_of(breaker), STATES[state])
+        self.start_call(call, defer=call.state == OPEN)
+        return call
 
     def classify(self, exc: BaseException) -> tuple[str, BaseException]:
         """Outcome of a call that raised ``exc``, and the exception that explains it."""
@@ -109,12 +104,9 @@ class AioBreakerTelemetry(BreakerRecorder[AioBreakerCallInfo]):
             report_fault("aiobreaker call telemetry", fault)
             return
         self.record_call(
-            call.name,
-            call.state,
+            call,
             outcome,
             None if error is None else error_type(error),
-            call.started,
-            call.span,
             lambda: AioBreakerCallInfo(call.breaker, call.name, call.state, outcome, error),
             error=error,
         )
@@ -135,7 +127,13 @@ class AioBreakerTelemetry(BreakerRecorder[AioBreakerCallInfo]):
     def changed(self, breaker: CircuitBreaker, previous: Any, new: Any) -> None:
         state = STATES[new.state]
         previous_state = STATES[previous.state] if previous is not None else state
-        self.transition(self.name_of(breaker), previous_state, state)
+        call = active_call.get()
+        self.transition(
+            self.name_of(breaker),
+            previous_state,
+            state,
+            call=call if call is not None and call.breaker is breaker else None,
+        )
 
     # -- what the breakers are now --------------------------------------------------------------
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 import weakref
 from contextvars import ContextVar
-from time import monotonic, perf_counter, time_ns
+from time import monotonic, time_ns
 from typing import TYPE_CHECKING, Any, Callable
 
 import circuitbreaker
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_resilience._kit.breakers import HALF_OPEN, OPEN, REJECTED, BreakerRecorder
+from otel_resilience._kit.breakers import HALF_OPEN, OPEN, REJECTED, BreakerCall, BreakerRecorder
 from otel_resilience._kit.exceptions import error_type
 from otel_resilience._kit.faults import contain
 from otel_resilience._kit.instances import InstanceRegistry
@@ -21,8 +21,6 @@ from otel_resilience.contract import BREAKER_FALLBACK
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    from opentelemetry.trace import Span
 
     from otel_resilience._kit.settings import Settings
 
@@ -42,22 +40,17 @@ def observed_state(breaker: circuitbreaker.CircuitBreaker) -> str:
     return state
 
 
-class ActiveCall:
+class ActiveCall(BreakerCall):
     """One call through a breaker, from ``__enter__`` to ``__exit__``."""
 
-    __slots__ = ("breaker", "counted", "name", "span", "started", "state", "token")
+    __slots__ = ("breaker", "counted", "token")
 
-    def __init__(
-        self, breaker: circuitbreaker.CircuitBreaker, name: str, state: str, span: Span | None
-    ) -> None:
+    def __init__(self, breaker: circuitbreaker.CircuitBreaker, name: str, state: str) -> None:
+        super().__init__(name, state)
         self.breaker = breaker
-        self.name = name
-        self.state = state
-        self.span = span
         self.counted = False
         """The library counted this call's exception as a failure."""
         self.token: object | None = None
-        self.started = perf_counter()
 
 
 exiting: ContextVar[ActiveCall | None] = ContextVar("otel_resilience_circuitbreaker_exit", default=None)
@@ -93,9 +86,8 @@ class CircuitBreakerTelemetry(BreakerRecorder[BreakerCallInfo]):
     def start(self, breaker: circuitbreaker.CircuitBreaker, frame: Any, current: bool) -> None:
         """A call entered ``with breaker:`` in ``frame``; ``current`` makes its span the current one."""
         self.notice_half_open(breaker)
-        name = self.name_of(breaker)
-        state = observed_state(breaker)
-        record = ActiveCall(breaker, name, state, self.start_call_span(name, state))
+        record = ActiveCall(breaker, self.name_of(breaker), observed_state(breaker))
+        self.start_call(record, defer=False)  # open, `with breaker:` runs the block all the same
         if current and record.span is not None:
             record.token = make_current(record.span)
         self.active[id(breaker), id(frame)] = record
@@ -104,12 +96,9 @@ class CircuitBreakerTelemetry(BreakerRecorder[BreakerCallInfo]):
         if record.token is not None:
             restore(record.token)
         self.record_call(
-            record.name,
-            record.state,
+            record,
             outcome,
             None if error is None else error_type(error),
-            record.started,
-            record.span,
             lambda: BreakerCallInfo(record.breaker, record.name, record.state, outcome, error, False),
             error=error,
         )
@@ -118,22 +107,14 @@ class CircuitBreakerTelemetry(BreakerRecorder[BreakerCallInfo]):
         """The decorator is about to refuse a call: raise ``CircuitBreakerError`` or call the fallback."""
         if not is_instrumentation_enabled():
             return
-        started = perf_counter()
-        name = self.name_of(breaker)
+        call = ActiveCall(breaker, self.name_of(breaker), OPEN)
+        self.start_call(call, defer=True)  # the span starts in `record_call`, with all it has
         fallback = bool(breaker.fallback_function)
-        span = self.start_call_span(name, OPEN)
-        etype = None if fallback else REJECTED_ERROR
-        if span is not None and etype is not None:
-            # The error is raised after this record: its type is all there is to show.
-            span.add_event("exception", {"exception.type": etype})
         self.record_call(
-            name,
-            OPEN,
+            call,
             REJECTED,
-            etype,
-            started,
-            span,
-            lambda: BreakerCallInfo(breaker, name, OPEN, REJECTED, None, fallback),
+            None if fallback else REJECTED_ERROR,
+            lambda: BreakerCallInfo(breaker, call.name, OPEN, REJECTED, None, fallback),
             span_attributes=_FALLBACK_ATTRIBUTES if fallback else None,
         )
 

@@ -4,22 +4,23 @@ Class-level wraps cover breakers created before ``instrument()`` and decorated f
 look ``breaker.call`` up at call time. Patch points:
 
 - ``CircuitBreaker.call`` / ``call_async``: one user call (span, duration, outcome);
-- ``CircuitBreakerState.call``: the function is about to run, in this state (the open state
-  overrides ``call``, so rejected calls never get here);
+- ``CircuitBreakerState.before_call``: the function is about to run, in this state (the open state
+  overrides ``before_call``, so rejected calls never get here). An observer of ``before_call``, not
+  a wrapper of the state's ``call``: it has returned before the function runs, so it is not one
+  more frame in the traceback of every failure (see ``call``);
 - ``CircuitBreaker.is_system_error``: pybreaker's verdict on an exception (failure or ignored);
 - ``CircuitBreaker._create_new_state``: every transition (``notify=True``);
 - ``CircuitBreaker.__init__``: a new breaker and the code that created it;
 - ``CircuitRedisStorage.increment_counter`` / ``reset_counter``: the consecutive failures of a
   shared breaker, kept here so that metric collection never waits on Redis.
 
-Until something can record (no SDK configured), ``CircuitBreakerState.call`` and
+Until something can record (no SDK configured), ``CircuitBreakerState.before_call`` and
 ``is_system_error`` stay unpatched: only recorded calls need them, and every call would pay their
 wrapt layer. They are late patches, installed when the SDK gate first opens.
 """
 
 from __future__ import annotations
 
-from time import perf_counter
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -27,7 +28,7 @@ import pybreaker
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
 from otel_resilience._kit.awaitables import is_awaitable
-from otel_resilience._kit.breakers import notified_transitions
+from otel_resilience._kit.breakers import SUCCESS, notified_transitions, run_trial
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import contain, report_fault
@@ -36,25 +37,17 @@ from otel_resilience._kit.instances import registering
 from otel_resilience._kit.patching import Observer, PatchPlan, PatchTarget, Wrapper, after_call
 from otel_resilience._kit.recording import make_current, restore, run_active
 from otel_resilience._kit.verdicts import judging
-from otel_resilience.contract import BreakerOutcome
 from otel_resilience.pybreaker._telemetry import STATES, ActiveCall, BreakerTelemetry, active_call
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span
-
     from otel_resilience._kit.settings import Settings
     from otel_resilience.pybreaker._info import BreakerCallInfo
-
-_SUCCESS = BreakerOutcome.SUCCESS.value
 
 
 def _start(telemetry: BreakerTelemetry, breaker: pybreaker.CircuitBreaker) -> ActiveCall | None:
     """A new call record, or None when this call is not to be recorded."""
     if pending:
         run_deferred()
-    outer = active_call.get()
-    if outer is not None and outer.breaker is breaker and not outer.ran:
-        return None  # pybreaker re-entering `call` on its way from open to half-open
     if not is_instrumentation_enabled():
         return None
     try:
@@ -76,6 +69,9 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         # mean fewer collections.
         if not (gate.open or gate()):
             return wrapped(*args, **kwargs)
+        outer = active_call.get()
+        if outer is not None and outer.breaker is instance and not outer.ran:
+            return run_trial(telemetry, outer, wrapped, args, kwargs)
         record = _start(telemetry, instance)
         if record is None:
             return wrapped(*args, **kwargs)
@@ -85,7 +81,9 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             finish(record, exc)
-            record = None
+            # This frame is in the failure's traceback: it keeps neither the call record nor what
+            # wrapt made for this call (the bound method, the arguments' tuple) alive.
+            del record, outer, wrapped, args, kwargs
             raise
         finally:
             if span_token is not None:
@@ -97,7 +95,7 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
                 return telemetry.follow(result, record)
             if is_awaitable(result):
                 return telemetry.follow_awaitable(result, record, args[0] if args else kwargs.get("func"))
-        telemetry.record(record, _SUCCESS, None, perf_counter() - record.started)
+        telemetry.record(record, SUCCESS, None)
         return result
 
     return call
@@ -122,38 +120,20 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     return gated(telemetry.gate, call_async)
 
 
-def _state_call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
-    def state_call(
-        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        # This frame holds no call record: it is in the traceback of every failure (see `call`).
-        span = _runs(telemetry, instance)
-        if span is None:
-            return wrapped(*args, **kwargs)
-        token = make_current(span)
-        try:
-            return wrapped(*args, **kwargs)
-        finally:
-            restore(token)
+def _function_runs_observer() -> Observer:
+    def before_call(
+        state: pybreaker.CircuitBreakerState, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
+    ) -> None:
+        """The active call's function runs next, in ``state`` (closed or half-open)."""
+        try:  # inline, not `contain`: once per call
+            record = active_call.get()
+            if record is not None and record.breaker is state._breaker:
+                record.ran = True
+                record.state = STATES.get(state.name, state.name)
+        except Exception as fault:
+            report_fault("pybreaker call telemetry", fault)
 
-    return state_call
-
-
-def _runs(telemetry: BreakerTelemetry, state: pybreaker.CircuitBreakerState) -> Span | None:
-    """The active call's function runs now, in ``state``: the span to make current for it, if any.
-
-    Only a breaker that was open when the call began (and half-opened for it) has a span that is
-    not current yet.
-    """
-    record = active_call.get()
-    if record is None or record.breaker is not state._breaker:
-        return None
-    record.ran = True
-    record.state = STATES.get(state.name, state.name)
-    if not record.context_pending:
-        return None
-    record.context_pending = False
-    return telemetry.begin(record)
+    return before_call
 
 
 def _shared_counter_observer(telemetry: BreakerTelemetry, *, failed: bool) -> Observer:
@@ -176,7 +156,7 @@ def instrumentation(
         (
             pybreaker.CircuitBreaker,
             "_create_new_state",
-            after_call(notified_transitions(telemetry.gate, telemetry.transition)),
+            after_call(notified_transitions(telemetry.gate, telemetry.changed)),
         ),
         (
             pybreaker.CircuitRedisStorage,
@@ -192,7 +172,7 @@ def instrumentation(
     if pybreaker.HAS_TORNADO_SUPPORT:
         eager.append((pybreaker.CircuitBreaker, "call_async", _call_async_wrapper(telemetry)))
     late: list[PatchTarget] = [
-        (pybreaker.CircuitBreakerState, "call", _state_call_wrapper(telemetry)),
+        (pybreaker.CircuitBreakerState, "before_call", after_call(_function_runs_observer())),
         (pybreaker.CircuitBreaker, "is_system_error", after_call(judging(telemetry.verdicts, "pybreaker"))),
     ]
     return telemetry, PatchPlan(eager, late)

@@ -10,7 +10,7 @@ test fails with the stack of every thread.
 Why our code cannot deadlock with the breaker's lock. pybreaker holds its ``RLock`` for the whole of
 ``CircuitBreaker.call`` and for ``open()``/``half_open()``/``close()`` and the ``state`` setter. Our
 wrapper of ``CircuitBreaker.call`` runs outside that lock (pybreaker takes it inside the wrapped
-call). What runs under it: the ``CircuitBreakerState.call`` and ``is_system_error`` patches, which take
+call). What runs under it: the ``CircuitBreakerState.before_call`` and ``is_system_error`` patches, which take
 no lock (a context variable, a thread-local dict); and the transition patch ``_create_new_state``, which
 takes only leaf locks: the name cap's lock (new names only), the SDK's (a counter's aggregation, a
 span and the span processors'), the ``logging`` handlers' (the transition's log record) and the fault

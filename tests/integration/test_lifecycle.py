@@ -105,14 +105,14 @@ PYBREAKER_PATCH_POINTS = [
     (pybreaker.CircuitBreaker, "call"),
     (pybreaker.CircuitBreaker, "is_system_error"),
     (pybreaker.CircuitBreaker, "_create_new_state"),
-    (pybreaker.CircuitBreakerState, "call"),
+    (pybreaker.CircuitBreakerState, "before_call"),
     *([(pybreaker.CircuitBreaker, "call_async")] if pybreaker.HAS_TORNADO_SUPPORT else []),
     (pybreaker.CircuitRedisStorage, "increment_counter"),
     (pybreaker.CircuitRedisStorage, "reset_counter"),
 ]
 PYBREAKER_LATE_PATCH_POINTS = {
     (pybreaker.CircuitBreaker, "is_system_error"),
-    (pybreaker.CircuitBreakerState, "call"),
+    (pybreaker.CircuitBreakerState, "before_call"),
 }
 PYBREAKER_PATCHED_WITHOUT_SDK = [p for p in PYBREAKER_PATCH_POINTS if p not in PYBREAKER_LATE_PATCH_POINTS]
 TENACITY_PATCHED_WITHOUT_SDK = [(owner, name) for owner, name in TENACITY_PATCH_POINTS if name == "iter"]

@@ -290,7 +290,7 @@ def test_uninstrument_restores_the_original_functions(telemetry: Telemetry) -> N
             (pybreaker.CircuitBreaker, "call_async"),
             (pybreaker.CircuitBreaker, "is_system_error"),
             (pybreaker.CircuitBreaker, "_create_new_state"),
-            (pybreaker.CircuitBreakerState, "call"),
+            (pybreaker.CircuitBreakerState, "before_call"),
         ]
     }
     instrumentor.instrument(

@@ -109,7 +109,7 @@ PyBreakerInstrumentor().instrument()
 breaker = pybreaker.CircuitBreaker(name="late", exclude=[KeyError])
 for _ in range(100):
     breaker.call(lambda: None)  # no SDK yet: nothing can record, nothing is done
-unwrapped = [hasattr(pybreaker.CircuitBreakerState.call, "__wrapped__"),
+unwrapped = [hasattr(pybreaker.CircuitBreakerState.before_call, "__wrapped__"),
              hasattr(pybreaker.CircuitBreaker.is_system_error, "__wrapped__")]
 reader = InMemoryMetricReader()
 metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
