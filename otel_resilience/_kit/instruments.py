@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from opentelemetry.metrics import Observation
 
+# The API exports no name for its proxy meter: the meter get_meter() hands out before an SDK is set.
+from opentelemetry.metrics._internal import _ProxyMeter
+
 from otel_resilience._kit.deferred import run_deferred
 from otel_resilience._kit.faults import contain
 from otel_resilience.contract import InstrumentKind, MetricSpec
@@ -89,6 +92,8 @@ class ExactCounter:
 
 _exact_counters: weakref.WeakKeyDictionary[Meter, dict[str, ExactCounter]] = weakref.WeakKeyDictionary()
 """The counters of each meter, by metric name: one per meter and name, as the SDK's instruments are."""
+_first_proxies: dict[tuple[str, str | None, str | None], _ProxyMeter] = {}
+"""The first proxy meter of each scope (name, version, schema URL): see :func:`_counting_meter`."""
 _exact_counters_lock = threading.Lock()
 
 
@@ -100,7 +105,7 @@ def exact_counter(meter: Meter, spec: MetricSpec) -> ExactCounter:
     and a meter provider the instrumentation no longer records to keeps reporting what it counted.
     """
     with _exact_counters_lock:
-        counters = _exact_counters.setdefault(meter, {})
+        counters = _exact_counters.setdefault(_counting_meter(meter), {})
         counter = counters.get(spec.name)
         if counter is not None:
             return counter
@@ -113,6 +118,24 @@ def exact_counter(meter: Meter, spec: MetricSpec) -> ExactCounter:
         spec.name, callbacks=[callback], unit=spec.unit, description=spec.description
     )
     return counter
+
+
+def _counting_meter(meter: Meter) -> Meter:
+    """The meter whose counters ``meter``'s counts go to (called under the registry's lock).
+
+    Before an SDK is set, the API hands out a new proxy meter on every ``get_meter``; once one is
+    set, each proxy creates its instruments on the SDK's meter of its scope, which keeps only the
+    first observable counter of a name and ignores the callbacks of later ones. So every proxy of a
+    scope, and the SDK meter they stand for, count into the first proxy's counters: counts made
+    after an uninstrument/instrument cycle are reported through the callback the SDK kept.
+    """
+    scope = (meter.name, meter.version or None, meter.schema_url or None)  # the SDK says "", the proxy None
+    first = _first_proxies.get(scope)
+    if isinstance(meter, _ProxyMeter):
+        return _first_proxies.setdefault(scope, meter)
+    if first is not None and first._real_meter is meter:
+        return first
+    return meter
 
 
 @contain("counter observation")

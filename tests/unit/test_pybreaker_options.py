@@ -146,6 +146,56 @@ def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
     }, done.stderr
 
 
+REINSTRUMENTED_BEFORE_AND_AFTER_AN_SDK = """
+import json, time, pybreaker
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from otel_resilience.pybreaker import PyBreakerInstrumentor
+
+instrumentor = PyBreakerInstrumentor()
+instrumentor.instrument()  # no SDK yet: the API hands out a proxy meter
+instrumentor.uninstrument()
+instrumentor.instrument()  # a second proxy meter, of the same scope
+breaker = pybreaker.CircuitBreaker(name="cycled")
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+time.sleep(1.1)  # the SDK gate looks at the providers again
+for _ in range(3):
+    breaker.call(lambda: None)
+instrumentor.uninstrument()
+instrumentor.instrument()  # now the SDK's meter
+for _ in range(4):
+    breaker.call(lambda: None)
+successes = sum(
+    point.value
+    for rm in reader.get_metrics_data().resource_metrics
+    for sm in rm.scope_metrics
+    for metric in sm.metrics
+    if metric.name == "resilience.circuit_breaker.calls"
+    for point in metric.data.data_points
+    if point.attributes["resilience.outcome"] == "success"
+)
+print(json.dumps(successes))
+"""
+
+
+def test_counts_are_reported_after_instrumenting_again_before_and_after_an_sdk_is_set() -> None:
+    """Before an SDK is set, each ``instrument()`` gets a new proxy meter, and the SDK keeps the first
+    observable counter of a name: every call counted after such cycles is still reported."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", REINSTRUMENTED_BEFORE_AND_AFTER_AN_SDK],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == 7, done.stderr
+
+
 def test_exception_messages_can_be_kept_out_of_spans(instrument: Any) -> None:
     telemetry = instrument(exception_messages=False)
     breaker = pybreaker.CircuitBreaker(name="db", fail_max=2)
