@@ -166,9 +166,13 @@ def _find_python(version: str) -> str | None:
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
-    """The overhead benchmark (about 95 s; writes bench/results.json) and the fault guard's cost."""
+    """The benchmarks: overhead (about 100 s; writes bench/results.json), fault guard, thread safety.
+
+    ``bench/thread_safety.py`` is pybreaker's thread-safety test as a benchmark (about 15 s).
+    """
     session.run(PYTHON, "bench/overhead.py", *session.posargs, external=True)
     session.run(PYTHON, "bench/fault_guard.py", external=True)
+    session.run(PYTHON, "bench/thread_safety.py", external=True)
 
 
 @nox.session(name="upstream-pybreaker")

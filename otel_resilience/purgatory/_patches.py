@@ -74,7 +74,7 @@ def _set_state_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
     ) -> Any:
         previous = instance._state.name
         result = wrapped(*args, **kwargs)
-        telemetry.transition(instance, previous)
+        telemetry.changed(instance, previous)
         return result
 
     return gated(telemetry.gate, set_state)

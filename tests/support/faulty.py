@@ -37,7 +37,8 @@ def faulty_hook(span: Any, info: Any) -> None:
 
 def break_recorder_part(instrumentor_type: type, part: str) -> None:
     """Put ``Broken`` in place of one part of the active recorder of ``instrumentor_type`` (instrumented):
-    its ``span_hook``, its ``tracer`` or ``names``, or else the metric instrument ``part``."""
+    its ``span_hook``, its ``tracer`` or ``names``, or else the metric instrument ``part`` (a breaker
+    recorder's own, a retry recorder's in its ``metrics``)."""
     from otel_resilience._kit.instruments import active_recorder
 
     recorder: Any = active_recorder(instrumentor_type().scope)
@@ -46,4 +47,4 @@ def break_recorder_part(instrumentor_type: type, part: str) -> None:
     elif part in ("tracer", "names"):
         setattr(recorder, part, Broken())
     else:
-        setattr(recorder.metrics, part, Broken())
+        setattr(getattr(recorder, "metrics", recorder), part, Broken())
