@@ -74,7 +74,7 @@ class BreakerCall:
     library's call record subclasses it with what it needs of its own.
     """
 
-    __slots__ = ("context_pending", "name", "span", "span_start", "started", "state")
+    __slots__ = ("context_pending", "name", "span", "span_start", "started", "state", "token")
 
     def __init__(self, name: str, state: str) -> None:
         self.name = name
@@ -83,6 +83,9 @@ class BreakerCall:
         self.span_start: int | None = None
         # Whether the span, left for later, is still to be made current for the function.
         self.context_pending = False
+        # The context token of the span made current for the call, where the library's patches
+        # make it current in one place and restore it in another.
+        self.token: object | None = None
         self.started = perf_counter()
 
 
@@ -145,8 +148,11 @@ class BreakerRecorder(Recorder[InfoT]):
             call.span = self._call_span(call, {BREAKER_NAME: call.name, BREAKER_STATE: call.state})
         return call.span
 
-    def trial_span(self, call: BreakerCall) -> Span | None:
-        """The span to make current for the half-open trial of ``call``, if it is not current yet."""
+    def span_to_enter(self, call: BreakerCall) -> Span | None:
+        """The span to make current now that the function of ``call`` runs, if it is not current yet.
+
+        That is a span left for later: a half-open trial, or a state another process changed.
+        """
         if not call.context_pending:
             return None
         call.context_pending = False
@@ -307,7 +313,7 @@ def run_trial(
     pybreaker and aiobreaker run the trial of an open breaker by calling the breaker again: that
     nested call is the same user call, and its function runs in the span the call left for later.
     """
-    span = recorder.trial_span(call)
+    span = recorder.span_to_enter(call)
     if span is None:
         return wrapped(*args, **kwargs)
     token = make_current(span)
@@ -325,7 +331,7 @@ async def run_trial_async(
     kwargs: dict[str, Any],
 ) -> Any:
     """:func:`run_trial` for a coroutine function."""
-    span = recorder.trial_span(call)
+    span = recorder.span_to_enter(call)
     if span is None:
         return await wrapped(*args, **kwargs)
     token = make_current(span)

@@ -78,22 +78,19 @@ class ExactCounter:
             counts = self._counts
             counts[key] = counts.get(key, 0) + amount
 
-    def observe(self) -> list[Observation]:
-        """The totals so far, one per attribute set."""
-        run_deferred()  # collection is a safe place for work queued by the garbage collector
+    def totals(self) -> dict[frozenset[tuple[str, Any]], float]:
+        """The totals so far, by attribute set."""
         with self._lock:
             counted = list(self._counts.items())
         totals: dict[frozenset[tuple[str, Any]], float] = {}
         for key, value in counted:
             attributes = frozenset(key)
             totals[attributes] = totals.get(attributes, 0) + value
-        return [Observation(value, dict(attributes)) for attributes, value in totals.items()]
+        return totals
 
 
 _exact_counters: weakref.WeakKeyDictionary[Meter, dict[str, ExactCounter]] = weakref.WeakKeyDictionary()
 """The counters of each meter, by metric name: one per meter and name, as the SDK's instruments are."""
-_first_proxies: dict[tuple[str, str | None, str | None], _ProxyMeter] = {}
-"""The first proxy meter of each scope (name, version, schema URL): see :func:`_counting_meter`."""
 _exact_counters_lock = threading.Lock()
 
 
@@ -105,42 +102,50 @@ def exact_counter(meter: Meter, spec: MetricSpec) -> ExactCounter:
     and a meter provider the instrumentation no longer records to keeps reporting what it counted.
     """
     with _exact_counters_lock:
-        counters = _exact_counters.setdefault(_counting_meter(meter), {})
+        counters = _exact_counters.setdefault(meter, {})
         counter = counters.get(spec.name)
         if counter is not None:
             return counter
         counter = counters[spec.name] = ExactCounter()
+    name = spec.name
 
     def callback(options: CallbackOptions) -> Iterable[Observation]:
-        return _observe_counter(counter) or ()
+        return _observe_counters(meter, name) or ()
 
-    meter.create_observable_counter(
-        spec.name, callbacks=[callback], unit=spec.unit, description=spec.description
-    )
+    meter.create_observable_counter(name, callbacks=[callback], unit=spec.unit, description=spec.description)
     return counter
 
 
-def _counting_meter(meter: Meter) -> Meter:
-    """The meter whose counters ``meter``'s counts go to (called under the registry's lock).
-
-    Before an SDK is set, the API hands out a new proxy meter on every ``get_meter``; once one is
-    set, each proxy creates its instruments on the SDK's meter of its scope, which keeps only the
-    first observable counter of a name and ignores the callbacks of later ones. So every proxy of a
-    scope, and the SDK meter they stand for, count into the first proxy's counters: counts made
-    after an uninstrument/instrument cycle are reported through the callback the SDK kept.
-    """
-    scope = (meter.name, meter.version or None, meter.schema_url or None)  # the SDK says "", the proxy None
-    first = _first_proxies.get(scope)
-    if isinstance(meter, _ProxyMeter):
-        return _first_proxies.setdefault(scope, meter)
-    if first is not None and first._real_meter is meter:
-        return first
+def _reporting_meter(meter: Meter) -> Meter:
+    """The meter ``meter``'s counts are reported through: a proxy meter's SDK meter, once it has one."""
+    if isinstance(meter, _ProxyMeter) and meter._real_meter is not None:
+        return meter._real_meter
     return meter
 
 
 @contain("counter observation")
-def _observe_counter(counter: ExactCounter) -> list[Observation]:
-    return counter.observe()
+def _observe_counters(meter: Meter, name: str) -> list[Observation]:
+    """The totals of the counters named ``name`` that report through ``meter``'s SDK meter.
+
+    Before an SDK is set, the API hands out a new proxy meter on every ``get_meter``; once one is
+    set, each proxy creates its instruments on the SDK's meter of its scope, which keeps the first
+    observable counter of a name and ignores the callbacks of later ones (another proxy's, or those
+    created on the SDK meter itself). The one callback kept reports the counts of all of them, so
+    that no count is lost whatever the order of ``instrument()`` calls and the SDK's setup.
+    """
+    run_deferred()  # collection is a safe place for work queued by the garbage collector
+    target = _reporting_meter(meter)
+    with _exact_counters_lock:
+        counters = [
+            per_name[name]
+            for owner, per_name in _exact_counters.items()
+            if name in per_name and _reporting_meter(owner) is target
+        ]
+    totals: dict[frozenset[tuple[str, Any]], float] = {}
+    for counter in counters:
+        for attributes, value in counter.totals().items():
+            totals[attributes] = totals.get(attributes, 0) + value
+    return [Observation(value, dict(attributes)) for attributes, value in totals.items()]
 
 
 def activate(recorder: Recorder[Any]) -> None:

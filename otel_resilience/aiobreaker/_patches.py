@@ -25,7 +25,7 @@ from aiobreaker.circuitbreaker import CircuitBreaker
 from aiobreaker.state import CircuitBreakerBaseState, CircuitBreakerError, CircuitOpenState
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 
-from otel_resilience._kit.breakers import notified_transitions, run_trial, run_trial_async
+from otel_resilience._kit.breakers import OPEN, notified_transitions, run_trial, run_trial_async
 from otel_resilience._kit.deferred import pending, run_deferred
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.faults import report_fault
@@ -55,9 +55,13 @@ def _start(telemetry: AioBreakerTelemetry, state: Any) -> ActiveCall | None:
 
 
 def _trial_of(state: Any) -> ActiveCall | None:
-    """The call this entry re-enters, if any: the open state's, its breaker just half-opened."""
+    """The call this entry re-enters, if any: the open state's, its breaker just half-opened.
+
+    Only a call that is still open is re-entered: a call of the same breaker made by the function
+    (or by a task it started) while it runs is a call of its own.
+    """
     outer = active_call.get()
-    if outer is None or outer.breaker is not state._breaker:
+    if outer is None or outer.breaker is not state._breaker or outer.state != OPEN:
         return None
     outer.state = STATES[state.state]
     return outer

@@ -43,14 +43,13 @@ def observed_state(breaker: circuitbreaker.CircuitBreaker) -> str:
 class ActiveCall(BreakerCall):
     """One call through a breaker, from ``__enter__`` to ``__exit__``."""
 
-    __slots__ = ("breaker", "counted", "token")
+    __slots__ = ("breaker", "counted")
 
     def __init__(self, breaker: circuitbreaker.CircuitBreaker, name: str, state: str) -> None:
         super().__init__(name, state)
         self.breaker = breaker
         self.counted = False
         """The library counted this call's exception as a failure."""
-        self.token: object | None = None
 
 
 exiting: ContextVar[ActiveCall | None] = ContextVar("otel_resilience_circuitbreaker_exit", default=None)

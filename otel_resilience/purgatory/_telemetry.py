@@ -57,12 +57,11 @@ _REJECTED_ERROR = "purgatory.domain.model.OpenedState"
 class Call(BreakerCall):
     """One call through a breaker, from ``Context.__enter__`` to ``Context.__exit__``."""
 
-    __slots__ = ("context", "counted", "outer", "token")
+    __slots__ = ("context", "counted", "outer")
 
     def __init__(self, context: Context, name: str, state: str) -> None:
         super().__init__(name, state)
         self.context = context
-        self.token: object | None = None  # the span made current for the block
         self.outer: Call | None = None  # the call this one runs inside, in this context
         self.counted = False  # a state's handle_exception ran: purgatory counted a failure
 
@@ -115,7 +114,7 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
         """``__enter__`` admitted the call: its state is known (``half_open`` after the TTL)."""
         try:
             call.state = STATES.get(call.context.state, CLOSED)
-            span = self.trial_span(call)  # an open breaker's call that half-opened
+            span = self.span_to_enter(call)  # an open breaker's call that half-opened
             if span is not None:
                 call.token = make_current(span)
         except Exception as fault:

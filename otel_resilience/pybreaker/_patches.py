@@ -80,12 +80,19 @@ def _call_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
+            if record.token is not None:  # made current when the function began (`before_call`)
+                restore(record.token)
+                record.token = None
             finish(record, exc)
             # This frame is in the failure's traceback: it keeps neither the call record nor what
             # wrapt made for this call (the bound method, the arguments' tuple) alive.
-            del record, outer, wrapped, args, kwargs
+            record = None
+            del outer, wrapped, args, kwargs
             raise
         finally:
+            if record is not None and record.token is not None:
+                restore(record.token)
+                record.token = None
             if span_token is not None:
                 restore(span_token)
             active_call.reset(token)
@@ -120,16 +127,24 @@ def _call_async_wrapper(telemetry: BreakerTelemetry) -> Wrapper:
     return gated(telemetry.gate, call_async)
 
 
-def _function_runs_observer() -> Observer:
+def _function_runs_observer(telemetry: BreakerTelemetry) -> Observer:
     def before_call(
         state: pybreaker.CircuitBreakerState, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any
     ) -> None:
-        """The active call's function runs next, in ``state`` (closed or half-open)."""
+        """The active call's function runs next, in ``state`` (closed or half-open).
+
+        A call that began with the breaker open, and runs because the shared state changed since
+        (another process closed or half-opened it), runs in its span from here: the ``call``
+        wrapper restores the context.
+        """
         try:  # inline, not `contain`: once per call
             record = active_call.get()
             if record is not None and record.breaker is state._breaker:
                 record.ran = True
                 record.state = STATES.get(state.name, state.name)
+                span = telemetry.span_to_enter(record)
+                if span is not None:
+                    record.token = make_current(span)
         except Exception as fault:
             report_fault("pybreaker call telemetry", fault)
 
@@ -172,7 +187,7 @@ def instrumentation(
     if pybreaker.HAS_TORNADO_SUPPORT:
         eager.append((pybreaker.CircuitBreaker, "call_async", _call_async_wrapper(telemetry)))
     late: list[PatchTarget] = [
-        (pybreaker.CircuitBreakerState, "before_call", after_call(_function_runs_observer())),
+        (pybreaker.CircuitBreakerState, "before_call", after_call(_function_runs_observer(telemetry))),
         (pybreaker.CircuitBreaker, "is_system_error", after_call(judging(telemetry.verdicts, "pybreaker"))),
     ]
     return telemetry, PatchPlan(eager, late)

@@ -219,7 +219,7 @@ class Rig:
 
 
 def break_counters(rig: Rig, method: str) -> None:
-    """Counters are counted in process (``ExactCounter``): make its ``add`` or ``observe`` raise."""
+    """Counters are counted in process (``ExactCounter``): make its ``add`` or ``totals`` raise."""
     original = vars(ExactCounter)[method]
 
     def raising(self: ExactCounter, *args: Any, **kwargs: Any) -> Any:
@@ -241,7 +241,7 @@ FAULTS: dict[str, Callable[[Rig], None]] = {
     "span event": lambda rig: setattr(rig, "span_point", "span event"),
     "span status": lambda rig: setattr(rig, "span_point", "span status"),
     "counter add": lambda rig: break_counters(rig, "add"),
-    "counter observation": lambda rig: break_counters(rig, "observe"),
+    "counter observation": lambda rig: break_counters(rig, "totals"),
     "histogram record": lambda rig: setattr(rig, "instrument_point", "histogram record"),
     "observable callback": lambda rig: rig.after_instrument.append(break_registry),
     "user hook": lambda rig: rig.options.update(span_hook=raising_hook),

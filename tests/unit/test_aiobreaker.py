@@ -154,6 +154,31 @@ def test_generators_are_followed_to_their_end(ab_telemetry: Telemetry) -> None:
     assert success.end_time - success.start_time >= 10_000_000
 
 
+async def test_a_call_the_function_makes_through_its_own_breaker_is_a_call_of_its_own(
+    ab_telemetry: Telemetry,
+) -> None:
+    breaker = CircuitBreaker(name="nested")
+
+    def inner() -> int:
+        return 1
+
+    async def inner_async() -> int:
+        return 1
+
+    def outer() -> int:
+        return breaker.call(inner) + 1
+
+    async def outer_async() -> int:
+        return await breaker.call_async(inner_async) + 1
+
+    assert breaker.call(outer) == 2
+    assert await breaker.call_async(outer_async) == 2
+    assert calls(ab_telemetry, "nested") == {("closed", "success", None): 4}
+    spans = {s.context.span_id: s for s in ab_telemetry.spans()}
+    nested = [s for s in spans.values() if s.parent is not None and s.parent.span_id in spans]
+    assert len(nested) == 2, "each inner call's span is a child of the outer call's"
+
+
 async def test_cancellation_is_neither_counted_nor_an_error(ab_telemetry: Telemetry) -> None:
     breaker = CircuitBreaker(name="cancel")
 

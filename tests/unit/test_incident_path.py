@@ -73,6 +73,26 @@ def test_a_breaker_that_half_opens_runs_the_function_in_the_calls_span(breaker_t
     assert [e.attributes[c.BREAKER_STATE] for e in probe.events] == ["half_open", "closed"]
 
 
+@pytest.mark.parametrize(("shared_state", "reported"), [("closed", "closed"), ("half-open", "half_open")])
+def test_a_call_through_a_breaker_another_process_moved_on_runs_in_the_calls_span(
+    breaker_telemetry: Telemetry, shared_state: str, reported: str
+) -> None:
+    """This process still holds the breaker as open: the call's span is left for later, and the
+    function, which runs because the shared state says otherwise, still runs in it."""
+    breaker = pybreaker.CircuitBreaker(name="db", reset_timeout=60)
+    breaker.open()
+    breaker._state_storage.state = shared_state  # what another process sharing the storage did
+    app = breaker_telemetry.tracer_provider.get_tracer("app")
+    with app.start_as_current_span("request"):
+        seen = breaker.call(trace.get_current_span)
+        assert trace.get_current_span().get_span_context().span_id != seen.get_span_context().span_id
+
+    (probe,) = call_spans(breaker_telemetry, "db")
+    assert seen.get_span_context().span_id == probe.context.span_id
+    assert probe.attributes[c.BREAKER_STATE] == reported
+    assert probe.attributes[c.OUTCOME] == "success"
+
+
 def test_a_failure_event_locates_the_failure_and_repeats_it_exactly(breaker_telemetry: Telemetry) -> None:
     breaker = pybreaker.CircuitBreaker(name="db", fail_max=100)
     for _ in range(3):

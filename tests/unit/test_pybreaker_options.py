@@ -146,27 +146,11 @@ def test_without_an_sdk_nothing_is_recorded_until_one_is_set() -> None:
     }, done.stderr
 
 
-REINSTRUMENTED_BEFORE_AND_AFTER_AN_SDK = """
-import json, time, pybreaker
-from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
+COUNTS_REPORTED = """
+import json
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from otel_resilience.pybreaker import PyBreakerInstrumentor
-
-instrumentor = PyBreakerInstrumentor()
-instrumentor.instrument()  # no SDK yet: the API hands out a proxy meter
-instrumentor.uninstrument()
-instrumentor.instrument()  # a second proxy meter, of the same scope
-breaker = pybreaker.CircuitBreaker(name="cycled")
 reader = InMemoryMetricReader()
-metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
-time.sleep(1.1)  # the SDK gate looks at the providers again
-for _ in range(3):
-    breaker.call(lambda: None)
-instrumentor.uninstrument()
-instrumentor.instrument()  # now the SDK's meter
-for _ in range(4):
-    breaker.call(lambda: None)
+{setup}
 successes = sum(
     point.value
     for rm in reader.get_metrics_data().resource_metrics
@@ -178,21 +162,61 @@ successes = sum(
 )
 print(json.dumps(successes))
 """
+CYCLES = {
+    "proxy meters first": """
+import time, pybreaker
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from otel_resilience.pybreaker import PyBreakerInstrumentor
+
+instrumentor = PyBreakerInstrumentor()
+instrumentor.instrument()  # no SDK yet: the API hands out a proxy meter
+instrumentor.uninstrument()
+instrumentor.instrument()  # a second proxy meter, of the same scope
+breaker = pybreaker.CircuitBreaker(name="cycled")
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+time.sleep(1.1)  # the SDK gate looks at the providers again
+for _ in range(3):
+    breaker.call(lambda: None)
+instrumentor.uninstrument()
+instrumentor.instrument()  # now the SDK's meter
+for _ in range(4):
+    breaker.call(lambda: None)
+""",
+    "the SDK meter first": """
+import pybreaker
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from otel_resilience.pybreaker import PyBreakerInstrumentor
+
+provider = MeterProvider(metric_readers=[reader])
+instrumentor = PyBreakerInstrumentor()
+breaker = pybreaker.CircuitBreaker(name="cycled")
+instrumentor.instrument(meter_provider=provider)  # the SDK meter's counter comes first
+breaker.call(lambda: None)
+instrumentor.uninstrument()
+instrumentor.instrument()  # no SDK set globally yet: a proxy meter
+metrics.set_meter_provider(provider)  # ... which now stands for the same SDK meter
+for _ in range(2):
+    breaker.call(lambda: None)
+instrumentor.uninstrument()
+instrumentor.instrument(meter_provider=provider)
+for _ in range(4):
+    breaker.call(lambda: None)
+""",
+}
 
 
-def test_counts_are_reported_after_instrumenting_again_before_and_after_an_sdk_is_set() -> None:
+@pytest.mark.parametrize("cycles", list(CYCLES))
+def test_counts_are_reported_after_instrumenting_again_before_and_after_an_sdk_is_set(cycles: str) -> None:
     """Before an SDK is set, each ``instrument()`` gets a new proxy meter, and the SDK keeps the first
-    observable counter of a name: every call counted after such cycles is still reported."""
+    observable counter of a name: every call counted after such cycles is still reported (7 calls)."""
     import json
     import subprocess
     import sys
 
-    done = subprocess.run(
-        [sys.executable, "-c", REINSTRUMENTED_BEFORE_AND_AFTER_AN_SDK],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    script = COUNTS_REPORTED.format(setup=CYCLES[cycles])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == 7, done.stderr
 
 
