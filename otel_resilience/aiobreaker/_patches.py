@@ -58,7 +58,8 @@ def _trial_of(state: Any) -> ActiveCall | None:
     """The call this entry re-enters, if any: the open state's, its breaker just half-opened.
 
     Only a call that is still open is re-entered: a call of the same breaker made by the function
-    (or by a task it started) while it runs is a call of its own.
+    (or by a task it started) while it runs is a call of its own. The call re-entered takes the
+    state it runs in now (half-open), which its record reports.
     """
     outer = active_call.get()
     if outer is None or outer.breaker is not state._breaker or outer.state != OPEN:

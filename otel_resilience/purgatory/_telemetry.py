@@ -26,7 +26,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable
 
 from purgatory.domain.model import CLOSED as PURGATORY_CLOSED
-from purgatory.domain.model import HALF_OPENED, OPENED, Context
+from purgatory.domain.model import HALF_OPENED, OPENED, Context, OpenedState
 
 from otel_resilience._kit.breakers import (
     CLOSED,
@@ -100,15 +100,23 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
             return None
 
     def rejected(self, call: Call, exc: BaseException) -> None:
-        """``__enter__`` raised: the ``OpenedState`` (a rejection), or anything else (a failure)."""
+        """``__enter__`` raised: an ``OpenedState`` (a rejection), or anything else (a failure).
+
+        The exception decides, not the state read now: with memory storage, threads share the
+        ``Context`` without a lock, and another thread may have half-opened or closed it between
+        the ``raise`` and this line.
+        """
         self.leave(call)
+        if isinstance(exc, OpenedState):
+            call.state = OPEN
+            self._record(call, REJECTED, exc)
+            return
         try:
-            state: object = call.context._state
-            call.state = OPEN if exc is state else STATES.get(call.context.state, CLOSED)
+            call.state = STATES.get(call.context.state, CLOSED)
         except Exception as fault:
             report_fault("purgatory call telemetry", fault)
             return
-        self._record(call, REJECTED if call.state == OPEN else FAILURE, exc)
+        self._record(call, FAILURE, exc)
 
     def entered(self, call: Call) -> None:
         """``__enter__`` admitted the call: its state is known (``half_open`` after the TTL)."""

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import purgatory.domain.model
 import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
@@ -57,19 +58,43 @@ def breaker_spans(telemetry: Telemetry) -> list[Any]:
     return [s for s in telemetry.spans() if c.OUTCOME in (s.attributes or {})]
 
 
-def scenario(factory: SyncCircuitBreakerFactory, ttl: float = 0.05) -> list[str]:
+TTL = 60.0
+"""Longer than any stall between a trip and the next call: a TTL ends only when a test says so."""
+
+
+class PurgatoryClock:
+    """purgatory's clock, moved past the TTL at once by :meth:`pass_ttl`: no test waits for it."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def time(self) -> float:
+        return time.time() + self.offset
+
+    def pass_ttl(self) -> None:
+        self.offset += TTL + 1
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> PurgatoryClock:
+    clock = PurgatoryClock()
+    monkeypatch.setattr(purgatory.domain.model, "time", clock)
+    return clock
+
+
+def scenario(factory: SyncCircuitBreakerFactory, clock: PurgatoryClock) -> list[str]:
     """Success, excluded, two failures (trip), rejection, half-open probe success: what each call did."""
 
-    @factory("payments", threshold=2, ttl=ttl, exclude=[Excluded])
+    @factory("payments", threshold=2, ttl=TTL, exclude=[Excluded])
     def pay(step: Any) -> Any:
         if isinstance(step, BaseException):
             raise step
         return step
 
     seen = []
-    for step in ["ok", Excluded(), Boom(), Boom(), "rejected?", "sleep", "ok"]:
-        if step == "sleep":
-            time.sleep(ttl * 2)
+    for step in ["ok", Excluded(), Boom(), Boom(), "rejected?", "ttl ends", "ok"]:
+        if step == "ttl ends":
+            clock.pass_ttl()
             continue
         try:
             seen.append(pay(step))
@@ -90,8 +115,15 @@ EXPECTED_CALLS = {
 EXPECTED_TRANSITIONS = {("open", "closed"): 1, ("half_open", "open"): 1, ("closed", "half_open"): 1}
 
 
-def test_sync_memory_scenario(instrumented: Telemetry) -> None:
-    assert scenario(SyncCircuitBreakerFactory()) == ["ok", "Excluded", "Boom", "Boom", "rejected", "ok"]
+def test_sync_memory_scenario(instrumented: Telemetry, clock: PurgatoryClock) -> None:
+    assert scenario(SyncCircuitBreakerFactory(), clock) == [
+        "ok",
+        "Excluded",
+        "Boom",
+        "Boom",
+        "rejected",
+        "ok",
+    ]
     assert calls(instrumented) == EXPECTED_CALLS
     assert transitions(instrumented) == EXPECTED_TRANSITIONS
     spans = breaker_spans(instrumented)
@@ -105,10 +137,10 @@ def test_sync_memory_scenario(instrumented: Telemetry) -> None:
     assert instrumented.values("resilience.circuit_breaker.status", c.BREAKER_STATE) == {("closed",): 1}
 
 
-def test_async_memory_scenario(instrumented: Telemetry) -> None:
+def test_async_memory_scenario(instrumented: Telemetry, clock: PurgatoryClock) -> None:
     factory = AsyncCircuitBreakerFactory()
 
-    @factory("payments", threshold=2, ttl=0.05, exclude=[Excluded])
+    @factory("payments", threshold=2, ttl=TTL, exclude=[Excluded])
     async def pay(step: Any) -> Any:
         await asyncio.sleep(0)
         if isinstance(step, BaseException):
@@ -117,9 +149,9 @@ def test_async_memory_scenario(instrumented: Telemetry) -> None:
 
     async def main() -> list[Any]:
         seen: list[Any] = []
-        for step in ["ok", Excluded(), Boom(), Boom(), "x", "sleep", "ok"]:
-            if step == "sleep":
-                await asyncio.sleep(0.1)
+        for step in ["ok", Excluded(), Boom(), Boom(), "x", "ttl ends", "ok"]:
+            if step == "ttl ends":
+                clock.pass_ttl()
                 continue
             try:
                 seen.append(await pay(step))
@@ -163,9 +195,46 @@ def test_rejection_is_the_same_object_and_registered(instrumented: Telemetry) ->
     assert calls(instrumented)[("x", "open", "rejected")] == 3
 
 
-def test_span_hook_and_states(instrument: Any) -> None:
+class _RejectsWhileAnotherThreadHalfOpens(OpenedState):
+    """An open state that rejects, while another thread half-opens the shared ``Context``.
+
+    With memory storage threads share the ``Context`` without a lock: between purgatory's
+    ``raise`` and the end of ``__enter__``, another thread can move the state on.
+    """
+
+    def handle_new_request(self, context: Context) -> None:
+        context._state = HalfOpenedState()
+        raise self
+
+
+def test_a_rejection_stays_a_rejection_when_another_thread_moves_the_state_on(
+    instrumented: Telemetry,
+) -> None:
+    context = Context("x", threshold=1, ttl=60)
+    context._state = _RejectsWhileAnotherThreadHalfOpens("x")
+    with pytest.raises(OpenedState), context:
+        pass
+    assert calls(instrumented) == {("x", "open", "rejected"): 1}
+    [span] = breaker_spans(instrumented)
+    assert span.status.status_code is StatusCode.ERROR
+    assert not span.events  # a rejection's span carries no exception event
+
+
+def test_an_error_entering_a_breaker_is_a_failure_even_when_it_is_open(instrumented: Telemetry) -> None:
+    class Broken(OpenedState):
+        def handle_new_request(self, context: Context) -> None:
+            raise Boom()
+
+    context = Context("y", threshold=1, ttl=60)
+    context._state = Broken("y")
+    with pytest.raises(Boom), context:
+        pass
+    assert calls(instrumented) == {("y", "open", "failure"): 1}
+
+
+def test_span_hook_and_states(instrument: Any, clock: PurgatoryClock) -> None:
     infos: list[PurgatoryCallInfo] = span_hook_infos(instrument)
-    scenario(SyncCircuitBreakerFactory())
+    scenario(SyncCircuitBreakerFactory(), clock)
     assert [(i.state, i.outcome) for i in infos] == [
         ("closed", "success"),
         ("closed", "ignored"),
@@ -283,10 +352,12 @@ def test_thousand_cycles_restore_every_original(telemetry: Telemetry) -> None:
 
 @pytest.mark.faults
 @pytest.mark.parametrize("part", ["calls", "duration", "transitions", "tracer", "span_hook", "names"])
-def test_faults_never_reach_the_application(instrumented: Telemetry, part: str) -> None:
+def test_faults_never_reach_the_application(
+    instrumented: Telemetry, clock: PurgatoryClock, part: str
+) -> None:
     break_recorder_part(PurgatoryInstrumentor, part)
     for _ in range(10):
-        assert scenario(SyncCircuitBreakerFactory(), ttl=0.01) == [
+        assert scenario(SyncCircuitBreakerFactory(), clock) == [
             "ok",
             "Excluded",
             "Boom",
