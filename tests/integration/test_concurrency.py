@@ -59,6 +59,7 @@ from otel_resilience.pybreaker import PyBreakerInstrumentor
 from otel_resilience.tenacity import TenacityInstrumentor
 from tests.support.demo_runs import totals_table
 from tests.support.loops import site
+from tests.support.threads import shared_by_threads
 
 THREADS = 8
 CALLS_PER_THREAD = 10_000
@@ -339,46 +340,12 @@ def attempt_by_wraps(script: Script) -> str:
     return script.step()
 
 
-class PerThreadStatistics(dict):  # type: ignore[type-arg]
-    """A decorated function's ``statistics``: one dict per thread, as tenacity documents them.
-
-    tenacity 9.2 gives every call of a decorated function the function's one ``statistics`` dict
-    and clears it when a call starts (jd/tenacity#701, open): threads sharing the function clear
-    each other's, and one dies of ``KeyError: 'idle_for'`` now and then, instrumented or not
-    (8 threads x 5,000 calls of one decorated function lose 7 of the 8 threads with
-    ``sys.setswitchinterval(1e-6)``). This test is about our code, so each thread gets its own.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._local = threading.local()
-
-    def _mine(self) -> dict[str, Any]:
-        if not hasattr(self._local, "statistics"):
-            self._local.statistics = {}
-        return self._local.statistics  # type: ignore[no-any-return]
-
-    def __getitem__(self, key: str) -> Any:
-        return self._mine()[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._mine()[key] = value
-
-    def clear(self) -> None:
-        self._mine().clear()
-
-
-def shared(decorated: Any) -> Any:
-    decorated.statistics = PerThreadStatistics()
-    return decorated
-
-
 SHARED = tenacity.Retrying(**POLICY)
-DECORATED = shared(tenacity.retry(**POLICY)(attempt_by_decorator))
-RETRY_WITH = shared(
+DECORATED = shared_by_threads(tenacity.retry(**POLICY)(attempt_by_decorator))
+RETRY_WITH = shared_by_threads(
     tenacity.retry(**POLICY)(attempt_by_retry_with).retry_with(stop=tenacity.stop_after_attempt(3))
 )
-WRAPPED = shared(SHARED.wraps(attempt_by_wraps))
+WRAPPED = shared_by_threads(SHARED.wraps(attempt_by_wraps))
 
 
 def for_attempt_on_the_shared_retrying(script: Script) -> str:

@@ -26,6 +26,7 @@ from otel_resilience.tenacity import TenacityInstrumentor
 from tests.support.cancellation import cancel_after
 from tests.support.loops import site
 from tests.support.telemetry import Telemetry
+from tests.support.threads import shared_by_threads
 
 pytestmark = pytest.mark.usefixtures("retry_telemetry")
 
@@ -478,7 +479,7 @@ def test_tasks_sharing_one_async_retrying(retry_telemetry: Telemetry) -> None:
 
 
 def test_threads_sharing_one_decorated_function(retry_telemetry: Telemetry) -> None:
-    decorated = tenacity.retry(wait=NO_WAIT)(run)
+    decorated = shared_by_threads(tenacity.retry(wait=NO_WAIT)(run))
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(decorated, [Script(*(Flaky() for _ in range(i % 3))) for i in range(12)]))
     assert results == ["ok"] * 12
