@@ -105,6 +105,8 @@ def scenario(factory: SyncCircuitBreakerFactory, clock: PurgatoryClock) -> list[
     return seen
 
 
+EXPECTED_SEEN = ["ok", "Excluded", "Boom", "Boom", "rejected", "ok"]
+"""What the application sees of the scenario's calls."""
 EXPECTED_CALLS = {
     ("payments", "closed", "success"): 1,
     ("payments", "closed", "ignored"): 1,
@@ -116,14 +118,7 @@ EXPECTED_TRANSITIONS = {("open", "closed"): 1, ("half_open", "open"): 1, ("close
 
 
 def test_sync_memory_scenario(instrumented: Telemetry, clock: PurgatoryClock) -> None:
-    assert scenario(SyncCircuitBreakerFactory(), clock) == [
-        "ok",
-        "Excluded",
-        "Boom",
-        "Boom",
-        "rejected",
-        "ok",
-    ]
+    assert scenario(SyncCircuitBreakerFactory(), clock) == EXPECTED_SEEN
     assert calls(instrumented) == EXPECTED_CALLS
     assert transitions(instrumented) == EXPECTED_TRANSITIONS
     spans = breaker_spans(instrumented)
@@ -161,7 +156,7 @@ def test_async_memory_scenario(instrumented: Telemetry, clock: PurgatoryClock) -
                 seen.append(type(exc).__name__)
         return seen
 
-    assert asyncio.run(main()) == ["ok", "Excluded", "Boom", "Boom", "rejected", "ok"]
+    assert asyncio.run(main()) == EXPECTED_SEEN
     assert calls(instrumented) == EXPECTED_CALLS
     assert transitions(instrumented) == EXPECTED_TRANSITIONS
 
@@ -357,12 +352,5 @@ def test_faults_never_reach_the_application(
 ) -> None:
     break_recorder_part(PurgatoryInstrumentor, part)
     for _ in range(10):
-        assert scenario(SyncCircuitBreakerFactory(), clock) == [
-            "ok",
-            "Excluded",
-            "Boom",
-            "Boom",
-            "rejected",
-            "ok",
-        ]
+        assert scenario(SyncCircuitBreakerFactory(), clock) == EXPECTED_SEEN
         assert trace.get_current_span() is trace.INVALID_SPAN
