@@ -121,7 +121,13 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
     def entered(self, call: Call) -> None:
         """``__enter__`` admitted the call: its state is known (``half_open`` after the TTL)."""
         try:
-            call.state = STATES.get(call.context.state, CLOSED)
+            state = STATES.get(call.context.state, CLOSED)
+            if state == OPEN:
+                # An open state admits nothing: another thread tripped the shared Context since
+                # (purgatory takes no lock). The call ran in the state it began in, or, begun open,
+                # in the half-open state the end of the TTL made.
+                state = HALF_OPEN if call.state == OPEN else call.state
+            call.state = state
             span = self.span_to_enter(call)  # an open breaker's call that half-opened
             if span is not None:
                 call.token = make_current(span)

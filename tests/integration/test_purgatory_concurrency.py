@@ -66,6 +66,10 @@ def test_threads_exact_totals(instrumented: Telemetry, threshold: int) -> None:
         totals = sum(pool.map(worker, range(THREADS)), Counter())
     calls = instrumented.values("resilience.circuit_breaker.calls", c.OUTCOME)
     assert {k[0]: int(v) for k, v in calls.items()} == dict(totals)
+    # Only an open breaker rejects, and it lets nothing through, whatever the threads did meanwhile.
+    by_state = instrumented.values("resilience.circuit_breaker.calls", c.BREAKER_STATE, c.OUTCOME)
+    reported = [(state, outcome) for (state, outcome), count in by_state.items() if count]
+    assert all((state == "open") == (outcome == "rejected") for state, outcome in reported), reported
     assert sum(totals.values()) == THREADS * CALLS
     assert (totals["rejected"] > 0) == (threshold == 2)
     transitions = instrumented.values("resilience.circuit_breaker.transitions", c.BREAKER_NAME)

@@ -215,6 +215,23 @@ def test_a_rejection_stays_a_rejection_when_another_thread_moves_the_state_on(
     assert not span.events  # a rejection's span carries no exception event
 
 
+class _AdmitsWhileAnotherThreadTrips(ClosedState):
+    """A closed state that admits the call, while another thread trips the shared ``Context``."""
+
+    def handle_new_request(self, context: Context) -> None:
+        context._state = OpenedState(context.name)
+
+
+def test_a_call_admitted_closed_is_not_reported_open_when_another_thread_trips_meanwhile(
+    instrumented: Telemetry,
+) -> None:
+    context = Context("z", threshold=1, ttl=60)
+    context._state = _AdmitsWhileAnotherThreadTrips()
+    with context:
+        pass
+    assert calls(instrumented) == {("z", "closed", "success"): 1}
+
+
 def test_an_error_entering_a_breaker_is_a_failure_even_when_it_is_open(instrumented: Telemetry) -> None:
     class Broken(OpenedState):
         def handle_new_request(self, context: Context) -> None:
