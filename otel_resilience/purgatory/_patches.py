@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from purgatory.domain.model import ClosedState, Context, HalfOpenedState, OpenedState
 
 from otel_resilience._kit.diagnostics import register_rejection_error
@@ -27,9 +28,17 @@ if TYPE_CHECKING:
 
 
 def _enter_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
+    gate = telemetry.gate
+
     def enter(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        # purgatory raises one OpenedState object for every call an opening rejects, and each raise
+        # adds the frames the exception passes through to that object's traceback, which keeps them
+        # (and what they hold) until the breaker half-opens. So this is one frame, with the SDK gate
+        # inline, and a refused call leaves nothing in it.
+        if not ((gate.open or gate()) and is_instrumentation_enabled()):
+            return wrapped(*args, **kwargs)
         call = telemetry.start(instance)
         if call is None:
             return wrapped(*args, **kwargs)
@@ -37,11 +46,12 @@ def _enter_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             telemetry.rejected(call, exc)
+            del call, wrapped, instance, args, kwargs
             raise
         telemetry.entered(call)
         return result
 
-    return gated(telemetry.gate, enter)
+    return enter
 
 
 def _exit_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
@@ -72,6 +82,8 @@ def _set_state_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
     def set_state(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
         previous = instance._state.name
         result = wrapped(*args, **kwargs)
         telemetry.changed(instance, previous)

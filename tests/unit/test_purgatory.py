@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
+import traceback
 from collections.abc import Iterator
 from typing import Any
 
 import purgatory.domain.model
 import pytest
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 from purgatory import (
     AsyncCircuitBreakerFactory,
@@ -23,6 +26,7 @@ from purgatory.domain.model import ClosedState, Context, HalfOpenedState, Opened
 from otel_resilience import contract as c
 from otel_resilience._kit import diagnostics
 from otel_resilience.purgatory import PurgatoryCallInfo, PurgatoryInstrumentor
+from otel_resilience.purgatory._telemetry import Call
 from tests.support.cancellation import cancel_after
 from tests.support.cycles import assert_cycles_restore_every_original
 from tests.support.faulty import break_recorder_part
@@ -242,6 +246,43 @@ def test_an_error_entering_a_breaker_is_a_failure_even_when_it_is_open(instrumen
     with pytest.raises(Boom), context:
         pass
     assert calls(instrumented) == {("y", "open", "failure"): 1}
+
+
+def test_a_rejection_keeps_nothing_of_its_call_alive(instrumented: Telemetry) -> None:
+    """purgatory raises one ``OpenedState`` for all the calls an opening rejects, and every raise adds
+    the frames it passes through to that exception's traceback, until the breaker half-opens. Ours is
+    one frame per rejection, and it holds nothing of the call."""
+    factory = SyncCircuitBreakerFactory(default_threshold=1, default_ttl=60)
+    with pytest.raises(Boom), factory.get_breaker("storm"):
+        raise Boom()
+    for _ in range(100):
+        with pytest.raises(OpenedState) as rejected, factory.get_breaker("storm"):
+            pass
+    ours = [
+        frame
+        for frame, _ in traceback.walk_tb(rejected.value.__traceback__)
+        if frame.f_globals["__name__"].startswith("otel_resilience")
+    ]
+    assert len(ours) == 100
+    assert not [frame for frame in ours if "call" in frame.f_locals or "args" in frame.f_locals]
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Call)]
+    assert calls(instrumented)[("storm", "open", "rejected")] == 100
+
+
+def test_suppressed_instrumentation_records_nothing(instrumented: Telemetry) -> None:
+    factory = SyncCircuitBreakerFactory(default_threshold=1, default_ttl=60)
+    with suppress_instrumentation():
+        with pytest.raises(Boom), factory.get_breaker("quiet"):
+            raise Boom()
+        with pytest.raises(OpenedState), factory.get_breaker("quiet"):
+            pass
+    assert calls(instrumented) == {}
+    assert transitions(instrumented) == {}
+    assert breaker_spans(instrumented) == []
+    with pytest.raises(OpenedState), factory.get_breaker("quiet"):
+        pass
+    assert calls(instrumented) == {("quiet", "open", "rejected"): 1}
 
 
 def test_span_hook_and_states(instrument: Any, clock: PurgatoryClock) -> None:
