@@ -91,19 +91,22 @@ Limitations of purgatory, shown as purgatory behaves
 - Sync Redis storage does not work in purgatory 3.0.1 (``SyncRedisRepository`` calls
   ``redis.asyncio``): every call raises ``TypeError``, instrumented or not.
 - A rejection raises the open state object itself, the same object every time: its traceback
-  grows with every rejection (each ``raise`` adds the frames it passes through, this package's
-  wrapper among them). Spans record the rejection's type only, never that traceback.
+  grows with every rejection until the breaker half-opens (each ``raise`` adds the frames it passes
+  through). This package adds one frame per rejection, which holds nothing of the call. Spans
+  record the rejection's type only, never that traceback.
 - ``asyncio.CancelledError`` inside a block counts as a failure in purgatory: it is reported as
   ``failure`` (the span's status stays unset: a cancellation is the caller's choice).
 - No locks: with memory storage, concurrent calls share one state object, and purgatory can admit
   several calls in half-open, or count a failure after another thread closed the breaker. Each
-  call is reported as purgatory treated it.
+  call is reported as purgatory treated it, and a call it let through never as ``open``.
 - Transitions made by other processes sharing Redis are not seen as transitions here.
 
 Options
 -------
 ``instrument()`` takes the options of every instrumentor of this package (``docs/options.md``);
-here ``max_names`` caps distinct breaker names.
+here ``max_names`` caps distinct breaker names. ``suppress_instrumentation()`` leaves out the calls
+that start inside it and the transitions made inside it; ``...status`` still follows those
+transitions.
 
 Guarantees
 ----------

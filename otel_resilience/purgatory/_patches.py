@@ -20,7 +20,7 @@ from purgatory.domain.model import ClosedState, Context, HalfOpenedState, Opened
 from otel_resilience._kit.diagnostics import register_rejection_error
 from otel_resilience._kit.gate import gated
 from otel_resilience._kit.patching import PatchPlan, PatchTarget, Wrapper, after_call
-from otel_resilience.purgatory._telemetry import PurgatoryTelemetry, counted, current
+from otel_resilience.purgatory._telemetry import PurgatoryTelemetry, Unrecorded, counted, current
 
 if TYPE_CHECKING:
     from otel_resilience._kit.settings import Settings
@@ -37,11 +37,13 @@ def _enter_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
         # adds the frames the exception passes through to that object's traceback, which keeps them
         # (and what they hold) until the breaker half-opens. So this is one frame, with the SDK gate
         # inline, and a refused call leaves nothing in it.
-        if not ((gate.open or gate()) and is_instrumentation_enabled()):
+        if not (gate.open or gate()):
             return wrapped(*args, **kwargs)
-        call = telemetry.start(instance)
-        if call is None:
-            return wrapped(*args, **kwargs)
+        call = telemetry.start(instance) if is_instrumentation_enabled() else None
+        if call is None:  # suppressed, or its telemetry failed to start
+            result = wrapped(*args, **kwargs)
+            current.set(Unrecorded(instance, current.get()))  # until its __exit__
+            return result
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -59,8 +61,13 @@ def _exit_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         call = current.get()
-        if call is None or call.context is not instance:  # entered while not recorded
+        if call is None or call.context is not instance:  # entered before anything recorded
             return wrapped(*args, **kwargs)
+        if isinstance(call, Unrecorded):
+            try:
+                return wrapped(*args, **kwargs)
+            finally:
+                current.set(call.outer)
         exc = args[1] if len(args) > 1 else kwargs.get("exc")
         # The call stays current while purgatory judges it: a state that counts the exception marks
         # it, and a trip's state_change event lands on its span.
@@ -83,7 +90,9 @@ def _set_state_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
+            result = wrapped(*args, **kwargs)
+            telemetry.see(instance)
+            return result
         previous = instance._state.name
         result = wrapped(*args, **kwargs)
         telemetry.changed(instance, previous)

@@ -62,8 +62,24 @@ class Call(BreakerCall):
     def __init__(self, context: Context, name: str, state: str) -> None:
         super().__init__(name, state)
         self.context = context
-        self.outer: Call | None = None  # the call this one runs inside, in this context
+        self.outer: Call | Unrecorded | None = None  # the call this one runs inside, in this context
         self.counted = False  # a state's handle_exception ran: purgatory counted a failure
+
+
+class Unrecorded:
+    """A call through a breaker that is not recorded.
+
+    It was entered under ``suppress_instrumentation()``, or its telemetry failed to start. It is
+    current until its ``__exit__``, like a recorded call: that exit, and the failure purgatory counts
+    there, are then not taken for those of a recorded call of the same breaker it runs in.
+    """
+
+    __slots__ = ("context", "counted", "outer")
+
+    def __init__(self, context: Context, outer: Call | Unrecorded | None) -> None:
+        self.context = context
+        self.outer = outer
+        self.counted = False
 
 
 class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
@@ -179,8 +195,13 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
             name,
             STATES.get(previous, state),
             state,
-            call=call if call is not None and call.context is context else None,
+            call=call if isinstance(call, Call) and call.context is context else None,
         )
+
+    @contain("purgatory state telemetry")
+    def see(self, context: Context) -> None:
+        """A transition that is not recorded: ``status`` follows the breaker's state all the same."""
+        self._see(self.report(str(context.name)), context)
 
     # -- what the breakers are now --------------------------------------------------------------
 
@@ -195,7 +216,7 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
         return [(name, failures) for name, (_, failures) in self._snapshot()]
 
 
-current: ContextVar[Call | None] = ContextVar("otel_resilience_purgatory_call", default=None)
+current: ContextVar[Call | Unrecorded | None] = ContextVar("otel_resilience_purgatory_call", default=None)
 """The innermost call through a breaker in this thread or task."""
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import purgatory.domain.model
 import pytest
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation
 from opentelemetry.trace import StatusCode
 from purgatory import (
     AsyncCircuitBreakerFactory,
@@ -264,7 +264,8 @@ def test_a_rejection_keeps_nothing_of_its_call_alive(instrumented: Telemetry) ->
         if frame.f_globals["__name__"].startswith("otel_resilience")
     ]
     assert len(ours) == 100
-    assert not [frame for frame in ours if "call" in frame.f_locals or "args" in frame.f_locals]
+    held = {"call", "wrapped", "instance", "args", "kwargs"}
+    assert not [frame for frame in ours if held & frame.f_locals.keys()]
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, Call)]
     assert calls(instrumented)[("storm", "open", "rejected")] == 100
@@ -283,6 +284,48 @@ def test_suppressed_instrumentation_records_nothing(instrumented: Telemetry) -> 
     with pytest.raises(OpenedState), factory.get_breaker("quiet"):
         pass
     assert calls(instrumented) == {("quiet", "open", "rejected"): 1}
+
+
+def test_a_suppressed_call_inside_a_recorded_one_of_the_same_breaker_leaves_it_alone(
+    instrumented: Telemetry,
+) -> None:
+    """With memory storage, every call of a circuit enters the same ``Context``: the suppressed
+    inner call's ``__exit__`` is its own, not the end of the recorded outer call."""
+    factory = SyncCircuitBreakerFactory(default_threshold=5)
+    inside: list[bool] = []
+
+    @factory("nested")
+    def inner() -> None:
+        raise Boom()
+
+    @factory("nested")
+    def outer() -> None:
+        with suppress_instrumentation():
+            with pytest.raises(Boom):
+                inner()
+            inside.append(is_instrumentation_enabled())
+        raise Excluded()
+
+    with pytest.raises(Excluded):
+        outer()
+    assert inside == [False]
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    assert calls(instrumented) == {("nested", "closed", "failure"): 1}
+    [span] = breaker_spans(instrumented)
+    assert span.attributes[c.ERROR_TYPE] == f"{__name__}.Excluded"
+
+
+def test_status_follows_transitions_made_under_suppression(instrumented: Telemetry) -> None:
+    factory = SyncCircuitBreakerFactory(default_threshold=2, default_ttl=60)
+    with factory.get_breaker("hushed"):
+        pass
+    with suppress_instrumentation():
+        for _ in range(2):
+            with pytest.raises(Boom), factory.get_breaker("hushed"):
+                raise Boom()
+    status = instrumented.values("resilience.circuit_breaker.status", c.BREAKER_NAME, c.BREAKER_STATE)
+    assert status == {("hushed", "open"): 1}
+    assert transitions(instrumented) == {}
 
 
 def test_span_hook_and_states(instrument: Any, clock: PurgatoryClock) -> None:
