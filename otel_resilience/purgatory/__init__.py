@@ -105,8 +105,8 @@ Options
 -------
 ``instrument()`` takes the options of every instrumentor of this package (``docs/options.md``);
 here ``max_names`` caps distinct breaker names. ``suppress_instrumentation()`` leaves out the calls
-that start inside it and the transitions made inside it; ``...status`` still follows those
-transitions.
+that start inside it and the transitions made inside it; ``...status`` and
+``...consecutive_failures`` still follow what those calls do to the breakers.
 
 Guarantees
 ----------

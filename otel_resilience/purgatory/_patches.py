@@ -42,7 +42,9 @@ def _enter_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
         call = telemetry.start(instance) if is_instrumentation_enabled() else None
         if call is None:  # suppressed, or its telemetry failed to start
             result = wrapped(*args, **kwargs)
-            current.set(Unrecorded(instance, current.get()))  # until its __exit__
+            outer = current.get()
+            if outer is not None and outer.context is instance:  # its __exit__ is not the outer's
+                current.set(Unrecorded(instance, outer))
             return result
         try:
             result = wrapped(*args, **kwargs)
@@ -61,13 +63,15 @@ def _exit_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         call = current.get()
-        if call is None or call.context is not instance:  # entered before anything recorded
-            return wrapped(*args, **kwargs)
-        if isinstance(call, Unrecorded):
+        if call is None or call.context is not instance or isinstance(call, Unrecorded):
+            # Not recorded (suppressed, or entered before anything recorded): only the gauges
+            # follow what purgatory does with it.
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                current.set(call.outer)
+                if call is not None and call.context is instance:
+                    current.set(call.outer)
+                telemetry.see(instance)
         exc = args[1] if len(args) > 1 else kwargs.get("exc")
         # The call stays current while purgatory judges it: a state that counts the exception marks
         # it, and a trip's state_change event lands on its span.

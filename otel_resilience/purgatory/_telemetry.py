@@ -69,9 +69,9 @@ class Call(BreakerCall):
 class Unrecorded:
     """A call through a breaker that is not recorded.
 
-    It was entered under ``suppress_instrumentation()``, or its telemetry failed to start. It is
-    current until its ``__exit__``, like a recorded call: that exit, and the failure purgatory counts
-    there, are then not taken for those of a recorded call of the same breaker it runs in.
+    It was entered under ``suppress_instrumentation()``, or its telemetry failed to start, inside a
+    recorded call of the same breaker (with memory storage, the same ``Context``). It is current until
+    its ``__exit__``: that exit, and the failure purgatory counts there, are not the outer call's.
     """
 
     __slots__ = ("context", "counted", "outer")
@@ -200,7 +200,7 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
 
     @contain("purgatory state telemetry")
     def see(self, context: Context) -> None:
-        """A transition that is not recorded: ``status`` follows the breaker's state all the same."""
+        """A change that is not recorded: ``status`` and ``consecutive_failures`` follow it all the same."""
         self._see(self.report(str(context.name)), context)
 
     # -- what the breakers are now --------------------------------------------------------------
@@ -221,7 +221,7 @@ current: ContextVar[Call | Unrecorded | None] = ContextVar("otel_resilience_purg
 
 
 def counted(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
-    """A state's ``handle_exception`` ran: purgatory counted the exception as a failure."""
+    """A state's ``handle_exception(context, exc)`` ran: purgatory counted a failure of that breaker."""
     call = current.get()
-    if call is not None:
+    if call is not None and call.context is (args[0] if args else kwargs.get("context")):
         call.counted = True

@@ -315,17 +315,47 @@ def test_a_suppressed_call_inside_a_recorded_one_of_the_same_breaker_leaves_it_a
     assert span.attributes[c.ERROR_TYPE] == f"{__name__}.Excluded"
 
 
-def test_status_follows_transitions_made_under_suppression(instrumented: Telemetry) -> None:
-    factory = SyncCircuitBreakerFactory(default_threshold=2, default_ttl=60)
-    with factory.get_breaker("hushed"):
-        pass
+def test_suppressed_calls_of_other_breakers_leave_a_recorded_call_alone(instrumented: Telemetry) -> None:
+    factory = SyncCircuitBreakerFactory(default_threshold=5, exclude=[Excluded])
+
+    def generator() -> Iterator[int]:
+        with factory.get_breaker("other"):
+            yield 1
+            yield 2
+
+    def recorded_call() -> None:
+        with factory.get_breaker("recorded"):
+            with suppress_instrumentation():
+                next(outliving)  # a suppressed call that ends after the recorded one
+                with pytest.raises(Boom), factory.get_breaker("other"):
+                    raise Boom()  # a failure purgatory counts, of another breaker
+            raise Excluded()
+
+    outliving = generator()
+    with pytest.raises(Excluded):
+        recorded_call()
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    outliving.close()
+    assert calls(instrumented) == {("recorded", "closed", "ignored"): 1}
+
+
+def test_the_gauges_follow_calls_made_under_suppression(instrumented: Telemetry) -> None:
+    factory = SyncCircuitBreakerFactory(default_ttl=60)
+    thresholds = {"tripped": 2, "failing": 5}
+    for name, threshold in thresholds.items():
+        with factory.get_breaker(name, threshold=threshold):
+            pass  # recorded: the breakers are known
     with suppress_instrumentation():
-        for _ in range(2):
-            with pytest.raises(Boom), factory.get_breaker("hushed"):
-                raise Boom()
+        for name in thresholds:
+            for _ in range(2):
+                with pytest.raises(Boom), factory.get_breaker(name):
+                    raise Boom()
     status = instrumented.values("resilience.circuit_breaker.status", c.BREAKER_NAME, c.BREAKER_STATE)
-    assert status == {("hushed", "open"): 1}
+    assert status == {("tripped", "open"): 1, ("failing", "closed"): 1}
+    failures = instrumented.values("resilience.circuit_breaker.consecutive_failures", c.BREAKER_NAME)
+    assert failures == {("failing",): 2}
     assert transitions(instrumented) == {}
+    assert calls(instrumented) == {("tripped", "closed", "success"): 1, ("failing", "closed", "success"): 1}
 
 
 def test_span_hook_and_states(instrument: Any, clock: PurgatoryClock) -> None:
