@@ -100,13 +100,17 @@ Limitations of purgatory, shown as purgatory behaves
   several calls in half-open, or count a failure after another thread closed the breaker. Each
   call is reported as purgatory treated it, and a call it let through never as ``open``.
 - Transitions made by other processes sharing Redis are not seen as transitions here.
+- Calls of one circuit that end in another order than they started (a generator suspended inside
+  ``with`` a breaker, resumed after another call of the same circuit began) share one ``Context``
+  with nothing to tell their ends apart: each end is taken for the innermost call's.
 
 Options
 -------
 ``instrument()`` takes the options of every instrumentor of this package (``docs/options.md``);
 here ``max_names`` caps distinct breaker names. ``suppress_instrumentation()`` leaves out the calls
 that start inside it and the transitions made inside it; ``...status`` and
-``...consecutive_failures`` still follow what those calls do to the breakers.
+``...consecutive_failures`` still follow what those calls do to breakers that recorded calls use (a
+breaker used only under suppression is not reported, and takes none of the ``max_names``).
 
 Guarantees
 ----------

@@ -200,8 +200,14 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
 
     @contain("purgatory state telemetry")
     def see(self, context: Context) -> None:
-        """A change that is not recorded: ``status`` and ``consecutive_failures`` follow it all the same."""
-        self._see(self.report(str(context.name)), context)
+        """A change that is not recorded: ``status`` and ``consecutive_failures`` follow it all the same.
+
+        Only for a breaker that recorded calls have named: one used only under suppression (an
+        exporter's, say) is not reported, and takes none of the ``max_names`` names.
+        """
+        name = self.names.reported.get(str(context.name))
+        if name is not None:
+            self._see(name, context)
 
     # -- what the breakers are now --------------------------------------------------------------
 

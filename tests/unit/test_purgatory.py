@@ -358,6 +358,19 @@ def test_the_gauges_follow_calls_made_under_suppression(instrumented: Telemetry)
     assert calls(instrumented) == {("tripped", "closed", "success"): 1, ("failing", "closed", "success"): 1}
 
 
+def test_a_breaker_used_only_under_suppression_is_not_reported(instrument: Any) -> None:
+    telemetry: Telemetry = instrument(max_names=2)
+    factory = SyncCircuitBreakerFactory(default_threshold=1, default_ttl=60)
+    with suppress_instrumentation(), pytest.raises(Boom), factory.get_breaker("exporter"):
+        raise Boom()
+    for name in ("payments", "inventory"):
+        with factory.get_breaker(name):
+            pass
+    assert calls(telemetry) == {("payments", "closed", "success"): 1, ("inventory", "closed", "success"): 1}
+    status = telemetry.values("resilience.circuit_breaker.status", c.BREAKER_NAME, c.BREAKER_STATE)
+    assert status == {("payments", "closed"): 1, ("inventory", "closed"): 1}
+
+
 def test_span_hook_and_states(instrument: Any, clock: PurgatoryClock) -> None:
     infos: list[PurgatoryCallInfo] = span_hook_infos(instrument)
     scenario(SyncCircuitBreakerFactory(), clock)
