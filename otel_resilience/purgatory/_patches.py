@@ -69,7 +69,7 @@ def _exit_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
             try:
                 return wrapped(*args, **kwargs)
             finally:
-                if call is not None and call.context is instance:
+                if isinstance(call, Unrecorded) and call.context is instance:
                     current.set(call.outer)
                 telemetry.see(instance)
         exc = args[1] if len(args) > 1 else kwargs.get("exc")
@@ -93,10 +93,8 @@ def _set_state_wrapper(telemetry: PurgatoryTelemetry) -> Wrapper:
     def set_state(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        if not is_instrumentation_enabled():
-            result = wrapped(*args, **kwargs)
-            telemetry.see(instance)
-            return result
+        if not is_instrumentation_enabled():  # the call's __exit__ refreshes the gauges
+            return wrapped(*args, **kwargs)
         previous = instance._state.name
         result = wrapped(*args, **kwargs)
         telemetry.changed(instance, previous)

@@ -74,12 +74,11 @@ class Unrecorded:
     its ``__exit__``: that exit, and the failure purgatory counts there, are not the outer call's.
     """
 
-    __slots__ = ("context", "counted", "outer")
+    __slots__ = ("context", "outer")
 
     def __init__(self, context: Context, outer: Call | Unrecorded | None) -> None:
         self.context = context
         self.outer = outer
-        self.counted = False
 
 
 class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
@@ -200,7 +199,7 @@ class PurgatoryTelemetry(BreakerRecorder[PurgatoryCallInfo]):
 
     @contain("purgatory state telemetry")
     def see(self, context: Context) -> None:
-        """A change that is not recorded: ``status`` and ``consecutive_failures`` follow it all the same.
+        """A call that is not recorded ended: ``status`` and ``consecutive_failures`` follow it all the same.
 
         Only for a breaker that recorded calls have named: one used only under suppression (an
         exporter's, say) is not reported, and takes none of the ``max_names`` names.
@@ -229,5 +228,5 @@ current: ContextVar[Call | Unrecorded | None] = ContextVar("otel_resilience_purg
 def counted(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
     """A state's ``handle_exception(context, exc)`` ran: purgatory counted a failure of that breaker."""
     call = current.get()
-    if call is not None and call.context is (args[0] if args else kwargs.get("context")):
+    if isinstance(call, Call) and call.context is (args[0] if args else kwargs.get("context")):
         call.counted = True
